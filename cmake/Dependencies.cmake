@@ -1,0 +1,15 @@
+# Every dependency comes from Debian's packages (see scripts/setup).
+find_package(Torch REQUIRED)          # libtorch-dev: tensors, never in a public header
+find_package(nlohmann_json 3 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+find_package(Threads REQUIRED)
+
+# Debian's TorchConfig adds flags we do not want everywhere; keep only the
+# libraries and include directories, on one interface target.
+add_library(musespark_torch INTERFACE)
+target_link_libraries(musespark_torch INTERFACE ${TORCH_LIBRARIES})
+target_include_directories(musespark_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})

@@ -1,0 +1,81 @@
+#include "common/json_file.hpp"
+
+#include <fstream>
+#include <sstream>
+
+namespace musespark::detail {
+
+nlohmann::json read_json_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::io, file.string(), "", "cannot open file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(ErrorKind::format, file.string(), "",
+                "malformed JSON at byte " + std::to_string(e.byte));
+  }
+}
+
+namespace {
+const nlohmann::json* find(const nlohmann::json& object, const std::string& key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+[[noreturn]] void wrong_type(const std::string& file, const std::string& key, const char* wanted,
+                             const nlohmann::json& got) {
+  throw Error(ErrorKind::format, file, key,
+              std::string("expected ") + wanted + ", got " + std::string(got.type_name()));
+}
+}  // namespace
+
+std::optional<int64_t> optional_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  const auto* v = find(object, key);
+  if (!v) return std::nullopt;
+  if (v->is_number_integer()) return v->get<int64_t>();
+  // Integers written as 2.0 are accepted; 2.5 is not.
+  if (v->is_number_float()) {
+    double d = v->get<double>();
+    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+  }
+  wrong_type(file, key, "an integer", *v);
+}
+
+std::optional<double> optional_number(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  const auto* v = find(object, key);
+  if (!v) return std::nullopt;
+  if (v->is_number()) return v->get<double>();
+  wrong_type(file, key, "a number", *v);
+}
+
+std::optional<bool> optional_bool(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  const auto* v = find(object, key);
+  if (!v) return std::nullopt;
+  if (v->is_boolean()) return v->get<bool>();
+  wrong_type(file, key, "a boolean", *v);
+}
+
+std::optional<std::string> optional_string(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  const auto* v = find(object, key);
+  if (!v) return std::nullopt;
+  if (v->is_string()) return v->get<std::string>();
+  wrong_type(file, key, "a string", *v);
+}
+
+int64_t required_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  if (auto v = optional_int(object, key, file)) return *v;
+  throw Error(ErrorKind::format, file, key, "missing (an integer is required)");
+}
+double required_number(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  if (auto v = optional_number(object, key, file)) return *v;
+  throw Error(ErrorKind::format, file, key, "missing (a number is required)");
+}
+std::string required_string(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  if (auto v = optional_string(object, key, file)) return *v;
+  throw Error(ErrorKind::format, file, key, "missing (a string is required)");
+}
+
+}  // namespace musespark::detail

@@ -1,0 +1,29 @@
+// Reading JSON files and fields with errors that name the file and the field.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "musespark/error.hpp"
+
+namespace musespark::detail {
+
+// Reads and parses a JSON file. Throws Error{io} if it cannot be read and
+// Error{format} (with the parser's byte position) if it is not JSON.
+nlohmann::json read_json_file(const std::filesystem::path& file);
+
+// Typed access to `object[key]`; `file` is used only for the error message.
+// required_*: Error{format} "missing" when absent or of the wrong type.
+// optional_*: std::nullopt when absent or null; Error{format} when of the wrong type.
+int64_t required_int(const nlohmann::json& object, const std::string& key, const std::string& file);
+double required_number(const nlohmann::json& object, const std::string& key, const std::string& file);
+std::string required_string(const nlohmann::json& object, const std::string& key, const std::string& file);
+std::optional<int64_t> optional_int(const nlohmann::json& object, const std::string& key, const std::string& file);
+std::optional<double> optional_number(const nlohmann::json& object, const std::string& key, const std::string& file);
+std::optional<bool> optional_bool(const nlohmann::json& object, const std::string& key, const std::string& file);
+std::optional<std::string> optional_string(const nlohmann::json& object, const std::string& key, const std::string& file);
+
+}  // namespace musespark::detail
