@@ -1,0 +1,87 @@
+// musespark — loading a model folder.
+//
+// A model is an HF-layout folder: config.json, model.safetensors (or shards
+// listed in model.safetensors.index.json), tokenizer.json and
+// tokenizer_config.json. Supported architectures: Qwen3ForCausalLM,
+// Qwen2ForCausalLM, LlamaForCausalLM.
+//
+// Weights are memory-mapped; tensors whose dtype equals the compute dtype are
+// used in place (no copy), others are converted once at load.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace musespark {
+
+// The dtype activations and weights are computed in.
+enum class DType { f32, bf16 };
+
+// "f32" / "bf16"; parse_dtype throws Error{invalid_argument} for anything else.
+const char* dtype_name(DType dtype);
+DType parse_dtype(const std::string& name);
+
+struct ModelOptions {
+  DType dtype = DType::f32;
+  // Intra-op threads for tensor work. 0 means one per core. This is a
+  // process-wide setting of the tensor backend: the last model loaded wins.
+  int threads = 0;
+  // The longest sequence (prompt + generated tokens) a runtime will hold;
+  // 0 means min(max_position_embeddings, 4096). Sequences are refused with
+  // Error{context_overflow} beyond it.
+  int64_t max_context = 0;
+};
+
+struct ModelInfo {
+  std::string architecture;
+  std::filesystem::path directory;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 0;
+  int64_t max_context = 0;           // as resolved from ModelOptions
+  bool tied_embeddings = false;
+  DType dtype = DType::f32;
+  int threads = 1;                   // as resolved from ModelOptions
+  int64_t parameter_count = 0;
+  // Bytes of weights read to decode one token: every matrix once, plus one
+  // row of the embedding table (the roofline of DESIGN.md's "Performance").
+  int64_t bytes_per_token = 0;
+  std::vector<int32_t> eos_token_ids;  // from config.json (may be empty)
+};
+
+class Runtime;
+
+// An immutable loaded model. Share it (std::shared_ptr<const Model>) between
+// as many Runtimes and threads as you like: nothing in it changes after load.
+class Model {
+ public:
+  // Loads config.json and the weights of `directory`. Throws musespark::Error
+  // naming the file and field for every problem: missing files, malformed
+  // JSON, unknown architecture, bad safetensors headers, missing tensors,
+  // wrong shapes or dtypes.
+  static std::shared_ptr<const Model> load(const std::filesystem::path& directory,
+                                           const ModelOptions& options = {});
+
+  const ModelInfo& info() const noexcept;
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  struct Impl;  // internal (lib/model); not part of the API
+
+ private:
+  friend class Runtime;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace musespark

@@ -1,0 +1,80 @@
+// musespark — sequences, KV caches, prefill and batched decode.
+//
+// A Runtime holds sequences of one model. Each sequence owns a preallocated
+// KV cache (memory is reserved at creation; pages are touched only as tokens
+// arrive). Prefill and decode are separate steps: `prefill` appends a run of
+// tokens to one sequence; `decode` appends one token to each of several
+// sequences and runs them through the model as one batch, so that the
+// weights are read once for all of them.
+//
+// `fork` makes a new sequence that continues from another one: the prefix's
+// KV is shared (referenced, never copied or recomputed), which is how
+// parallel agents reason from one prompt prefill. The KV of a sequence is
+// append-only, so a parent may keep decoding after it has been forked.
+//
+// Thread safety: a Runtime is not thread-safe; use one per thread (they can
+// share one Model).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "musespark/model.hpp"
+
+namespace musespark {
+
+using SequenceId = int64_t;
+
+class Runtime {
+ public:
+  explicit Runtime(std::shared_ptr<const Model> model);
+  ~Runtime();
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
+
+  const Model& model() const noexcept;
+
+  // A new, empty sequence that can hold `capacity` tokens (0: the model's
+  // max_context). Error{invalid_argument} when capacity exceeds max_context.
+  SequenceId create(int64_t capacity = 0);
+
+  // A new sequence holding the same tokens as `parent`, sharing its KV.
+  // It can grow by `extra_capacity` tokens (0: up to max_context).
+  SequenceId fork(SequenceId parent, int64_t extra_capacity = 0);
+
+  // Frees a sequence's own KV (prefixes shared with forks stay alive while
+  // any fork uses them). Unknown ids are ignored.
+  void release(SequenceId seq);
+
+  // Appends `tokens` (at least one) to `seq` and runs them through the model.
+  // Afterwards logits(seq) are the next-token logits after the last one.
+  // With `all_logits`, also returns the logits of every appended position,
+  // row-major [tokens.size(), vocab_size]. Errors: unknown sequence or token
+  // id out of range (invalid_argument), capacity exceeded (context_overflow).
+  // On error the sequence is unchanged.
+  void prefill(SequenceId seq, std::span<const int32_t> tokens,
+               std::vector<float>* all_logits = nullptr);
+
+  // Appends tokens[i] to seqs[i] for every i, in one batched forward pass.
+  // Sequences must be distinct. Same errors as prefill, checked before any
+  // work is done.
+  void decode(std::span<const SequenceId> seqs, std::span<const int32_t> tokens);
+
+  // Next-token logits (vocab_size floats) after the last appended token; the
+  // span stays valid until the sequence is next changed or released.
+  std::span<const float> logits(SequenceId seq) const;
+
+  // The tokens a sequence holds (prompt and generated).
+  std::span<const int32_t> tokens(SequenceId seq) const;
+  int64_t length(SequenceId seq) const;
+  int64_t capacity(SequenceId seq) const;
+  size_t live_sequences() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace musespark

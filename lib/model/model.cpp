@@ -1,0 +1,71 @@
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "model/model_impl.hpp"
+#include "musespark/error.hpp"
+
+namespace musespark {
+
+const char* dtype_name(DType dtype) { return dtype == DType::bf16 ? "bf16" : "f32"; }
+
+DType parse_dtype(const std::string& name) {
+  if (name == "f32" || name == "float32") return DType::f32;
+  if (name == "bf16" || name == "bfloat16") return DType::bf16;
+  throw Error(ErrorKind::invalid_argument, "", "dtype", "expected f32 or bf16, got '" + name + "'");
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelInfo& Model::info() const noexcept { return impl_->info; }
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory, const ModelOptions& options) {
+  if (!std::filesystem::is_directory(directory))
+    throw Error(ErrorKind::io, directory.string(), "", "not a directory");
+  if (options.threads < 0)
+    throw Error(ErrorKind::invalid_argument, "", "threads", "must be 0 (all cores) or positive");
+  if (options.max_context < 0)
+    throw Error(ErrorKind::invalid_argument, "", "max_context", "must be 0 (default) or positive");
+
+  const int threads = options.threads > 0 ? options.threads
+                                          : std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+
+  detail::ModelConfig config = detail::load_model_config(directory / "config.json");
+  int64_t max_context = options.max_context > 0 ? options.max_context
+                                                : std::min<int64_t>(config.max_position_embeddings, 4096);
+  if (max_context > config.max_position_embeddings)
+    throw Error(ErrorKind::invalid_argument, "", "max_context",
+                "must not exceed max_position_embeddings (" +
+                    std::to_string(config.max_position_embeddings) + ") of " +
+                    (directory / "config.json").string());
+
+  detail::WeightStore store = detail::WeightStore::open(directory);
+  const at::ScalarType dtype = options.dtype == DType::bf16 ? at::kBFloat16 : at::kFloat;
+
+  auto impl = std::make_unique<Impl>();
+  impl->transformer = std::make_unique<detail::Transformer>(config, store, dtype, max_context);
+  ModelInfo& info = impl->info;
+  info.architecture = config.architecture;
+  info.directory = directory;
+  info.vocab_size = config.vocab_size;
+  info.hidden_size = config.hidden_size;
+  info.intermediate_size = config.intermediate_size;
+  info.num_layers = config.num_hidden_layers;
+  info.num_heads = config.num_attention_heads;
+  info.num_kv_heads = config.num_key_value_heads;
+  info.head_dim = config.head_dim;
+  info.max_position_embeddings = config.max_position_embeddings;
+  info.max_context = max_context;
+  info.tied_embeddings = config.tie_word_embeddings;
+  info.dtype = options.dtype;
+  info.threads = threads;
+  info.parameter_count = impl->transformer->parameter_count();
+  info.bytes_per_token = impl->transformer->bytes_per_token();
+  for (int64_t id : config.eos_token_ids) info.eos_token_ids.push_back(static_cast<int32_t>(id));
+  return std::shared_ptr<const Model>(new Model(std::move(impl)));
+}
+
+}  // namespace musespark

@@ -1,0 +1,225 @@
+#include "model/transformer.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include "model/weights_torch.hpp"
+#include "musespark/error.hpp"
+
+namespace musespark::detail {
+namespace {
+
+// HF's llama3 rope scaling: long wavelengths are slowed by `factor`, short ones
+// kept, and the band between interpolated smoothly.
+at::Tensor llama3_scale(const at::Tensor& inv_freq, const RopeScaling& s) {
+  const double low_freq_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_freq_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  at::Tensor wavelen = 2 * std::numbers::pi / inv_freq;
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  at::Tensor smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) /
+                      (s.high_freq_factor - s.low_freq_factor);
+  at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  at::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
+// x: [rows, heads, head_dim]; cos/sin: [rows, head_dim/2] in x's dtype.
+// Rotate-half RoPE written on the two halves: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s).
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor x1 = x.narrow(-1, 0, half);
+  at::Tensor x2 = x.narrow(-1, half, half);
+  at::Tensor c = cos.unsqueeze(1);
+  at::Tensor s = sin.unsqueeze(1);
+  return at::cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
+}
+
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = {}) {
+  return bias.defined() ? at::linear(x, w, bias) : at::linear(x, w);
+}
+
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, const WeightStore& store, at::ScalarType dtype,
+                         int64_t max_context)
+    : config_(std::move(config)), dtype_(dtype) {
+  const auto& c = config_;
+  const int64_t H = c.hidden_size, hd = c.head_dim;
+  const int64_t q_dim = c.num_attention_heads * hd, kv_dim = c.num_key_value_heads * hd;
+  const int64_t elem = at::elementSize(dtype);
+
+  auto load = [&](const std::string& name, std::vector<int64_t> shape) {
+    const TensorView& view = store.require(name, shape);
+    at::Tensor t = to_tensor(view, dtype_, store.keepalive());
+    parameter_count_ += t.numel();
+    bytes_per_token_ += t.numel() * elem;
+    return t;
+  };
+
+  w_.embed_tokens = to_tensor(store.require("model.embed_tokens.weight", {c.vocab_size, H}), dtype_,
+                              store.keepalive());
+  parameter_count_ += w_.embed_tokens.numel();
+  bytes_per_token_ += H * elem;  // decoding reads one row of the embedding
+  w_.layers.resize(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    LayerWeights& l = w_.layers[i];
+    l.input_norm = load(p + "input_layernorm.weight", {H});
+    l.post_attention_norm = load(p + "post_attention_layernorm.weight", {H});
+    l.q_proj = load(p + "self_attn.q_proj.weight", {q_dim, H});
+    l.k_proj = load(p + "self_attn.k_proj.weight", {kv_dim, H});
+    l.v_proj = load(p + "self_attn.v_proj.weight", {kv_dim, H});
+    l.o_proj = load(p + "self_attn.o_proj.weight", {H, q_dim});
+    if (c.qkv_bias) {
+      l.q_bias = load(p + "self_attn.q_proj.bias", {q_dim});
+      l.k_bias = load(p + "self_attn.k_proj.bias", {kv_dim});
+      l.v_bias = load(p + "self_attn.v_proj.bias", {kv_dim});
+    }
+    if (c.qk_norm) {
+      l.q_norm = load(p + "self_attn.q_norm.weight", {hd});
+      l.k_norm = load(p + "self_attn.k_norm.weight", {hd});
+    }
+    l.gate_proj = load(p + "mlp.gate_proj.weight", {c.intermediate_size, H});
+    l.up_proj = load(p + "mlp.up_proj.weight", {c.intermediate_size, H});
+    l.down_proj = load(p + "mlp.down_proj.weight", {H, c.intermediate_size});
+  }
+  w_.final_norm = load("model.norm.weight", {H});
+  if (c.tie_word_embeddings) {
+    w_.lm_head = w_.embed_tokens;
+    bytes_per_token_ += w_.lm_head.numel() * elem;
+  } else {
+    w_.lm_head = load("lm_head.weight", {c.vocab_size, H});
+  }
+
+  // RoPE tables in float32, as HF computes them.
+  at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponent);
+  if (c.rope_scaling.kind == RopeScalingKind::llama3) inv_freq = llama3_scale(inv_freq, c.rope_scaling);
+  at::Tensor positions = at::arange(max_context, at::kLong).to(at::kFloat);
+  at::Tensor freqs = at::outer(positions, inv_freq);  // [max_context, hd/2]
+  rope_cos_ = freqs.cos();
+  rope_sin_ = freqs.sin();
+}
+
+std::shared_ptr<KvSegment> Transformer::new_segment(int64_t capacity) const {
+  auto seg = std::make_shared<KvSegment>();
+  const auto opts = at::TensorOptions().dtype(dtype_);
+  // Uninitialised: pages are touched only as positions are written.
+  seg->k = at::empty({config_.num_hidden_layers, config_.num_key_value_heads, capacity, config_.head_dim}, opts);
+  seg->v = at::empty_like(seg->k);
+  seg->capacity = capacity;
+  return seg;
+}
+
+at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+// q: [n, heads, hd], k/v: [n, kv_heads, hd] for this item's new tokens (RoPE
+// applied). Writes k/v into the item's cache, attends over the whole cache,
+// returns [n, heads*hd].
+at::Tensor Transformer::attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,
+                                  const at::Tensor& v, int64_t layer) const {
+  KvCache& cache = *item.cache;
+  const int64_t n = item.count;
+  const int64_t kvh = config_.num_key_value_heads, hd = config_.head_dim;
+  const int64_t group = config_.num_attention_heads / kvh;
+
+  cache.own->k[layer].narrow(1, cache.own_length, n).copy_(k.permute({1, 0, 2}));
+  cache.own->v[layer].narrow(1, cache.own_length, n).copy_(v.permute({1, 0, 2}));
+
+  std::vector<at::Tensor> ks, vs;
+  for (const auto& s : cache.shared) {
+    ks.push_back(s.segment->k[layer].narrow(1, 0, s.length));
+    vs.push_back(s.segment->v[layer].narrow(1, 0, s.length));
+  }
+  ks.push_back(cache.own->k[layer].narrow(1, 0, cache.own_length + n));
+  vs.push_back(cache.own->v[layer].narrow(1, 0, cache.own_length + n));
+  at::Tensor K = (ks.size() == 1 ? ks[0] : at::cat(ks, 1)).to(at::kFloat);  // [kvh, L, hd]
+  at::Tensor V = (vs.size() == 1 ? vs[0] : at::cat(vs, 1)).to(at::kFloat);
+  const int64_t L = K.size(1);
+
+  // [n, heads, hd] -> [kvh, group, n, hd]: query heads grouped by their KV head.
+  at::Tensor qg = q.to(at::kFloat).view({n, kvh, group, hd}).permute({1, 2, 0, 3});
+  at::Tensor scores = at::matmul(qg, K.unsqueeze(1).transpose(-1, -2)) * (1.0 / std::sqrt(double(hd)));
+  if (n > 1) {
+    // Query i sits at position L-n+i and may see keys 0..L-n+i.
+    at::Tensor future = at::ones({n, L}, at::kBool).triu(L - n + 1);
+    scores.masked_fill_(future, -std::numeric_limits<float>::infinity());
+  }
+  at::Tensor probs = at::softmax(scores, -1);
+  at::Tensor out = at::matmul(probs, V.unsqueeze(1));  // [kvh, group, n, hd]
+  return out.permute({2, 0, 1, 3}).reshape({n, kvh * group * hd}).to(dtype_);
+}
+
+at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
+  const auto& c = config_;
+  const int64_t heads = c.num_attention_heads, kvh = c.num_key_value_heads, hd = c.head_dim;
+
+  std::vector<int64_t> ids, positions;
+  for (const auto& item : items) {
+    const int64_t start = item.cache->length();
+    for (int64_t i = 0; i < item.count; ++i) {
+      ids.push_back(item.tokens[i]);
+      positions.push_back(start + i);
+    }
+  }
+  const int64_t T = static_cast<int64_t>(ids.size());
+  at::Tensor id_tensor = at::tensor(ids, at::kLong);
+  at::Tensor pos_tensor = at::tensor(positions, at::kLong);
+  at::Tensor cos = rope_cos_.index_select(0, pos_tensor).to(dtype_);
+  at::Tensor sin = rope_sin_.index_select(0, pos_tensor).to(dtype_);
+
+  at::Tensor x = w_.embed_tokens.index_select(0, id_tensor);  // [T, H]
+  for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+    const LayerWeights& l = w_.layers[layer];
+    at::Tensor h = rms_norm(x, l.input_norm);
+    at::Tensor q = project(h, l.q_proj, l.q_bias).view({T, heads, hd});
+    at::Tensor k = project(h, l.k_proj, l.k_bias).view({T, kvh, hd});
+    at::Tensor v = project(h, l.v_proj, l.v_bias).view({T, kvh, hd});
+    if (c.qk_norm) {
+      q = rms_norm(q, l.q_norm);
+      k = rms_norm(k, l.k_norm);
+    }
+    q = apply_rope(q, cos, sin);
+    k = apply_rope(k, cos, sin);
+
+    std::vector<at::Tensor> outs;
+    outs.reserve(items.size());
+    int64_t row = 0;
+    for (const auto& item : items) {
+      outs.push_back(attention(item, q.narrow(0, row, item.count), k.narrow(0, row, item.count),
+                               v.narrow(0, row, item.count), layer));
+      row += item.count;
+    }
+    at::Tensor attn = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+    x = x + project(attn, l.o_proj);
+
+    h = rms_norm(x, l.post_attention_norm);
+    x = x + project(at::silu(project(h, l.gate_proj)) * project(h, l.up_proj), l.down_proj);
+  }
+
+  for (const auto& item : items) item.cache->own_length += item.count;
+
+  // Only the rows whose logits are wanted go through the final norm and head.
+  std::vector<int64_t> rows;
+  int64_t row = 0;
+  for (const auto& item : items) {
+    if (item.all_logits) {
+      for (int64_t i = 0; i < item.count; ++i) rows.push_back(row + i);
+    } else {
+      rows.push_back(row + item.count - 1);
+    }
+    row += item.count;
+  }
+  at::Tensor selected = static_cast<int64_t>(rows.size()) == T ? x : x.index_select(0, at::tensor(rows, at::kLong));
+  return project(rms_norm(selected, w_.final_norm), w_.lm_head).to(at::kFloat).contiguous();
+}
+
+}  // namespace musespark::detail

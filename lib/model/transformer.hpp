@@ -1,0 +1,80 @@
+// The decoder-only transformer shared by Qwen3, Qwen2 and Llama: RMSNorm,
+// rotate-half RoPE (optionally llama3-scaled), GQA attention (optional qkv
+// bias, optional per-head q/k RMSNorm), SwiGLU MLP, optional tied embeddings.
+// The differences are fields of ModelConfig, not subclasses (STYLE.md).
+//
+// Internal: includes ATen. The runtime calls forward() with a batch of
+// (tokens, KV cache) items; forward knows nothing of sampling or sequences.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/config.hpp"
+#include "model/kv_cache.hpp"
+#include "model/safetensors.hpp"
+
+namespace musespark::detail {
+
+struct LayerWeights {
+  at::Tensor input_norm, post_attention_norm;
+  at::Tensor q_proj, k_proj, v_proj, o_proj;
+  at::Tensor q_bias, k_bias, v_bias;   // undefined unless config.qkv_bias
+  at::Tensor q_norm, k_norm;           // undefined unless config.qk_norm
+  at::Tensor gate_proj, up_proj, down_proj;
+};
+
+struct TransformerWeights {
+  at::Tensor embed_tokens;  // [vocab, hidden]
+  at::Tensor final_norm;    // [hidden]
+  at::Tensor lm_head;       // [vocab, hidden]; the embedding itself when tied
+  std::vector<LayerWeights> layers;
+};
+
+// One sequence's share of a forward pass: `count` tokens appended to `cache`
+// at positions cache->length() .. +count.
+struct ForwardItem {
+  const int32_t* tokens = nullptr;
+  int64_t count = 0;
+  KvCache* cache = nullptr;
+  bool all_logits = false;  // logits for every token, not just the last
+};
+
+class Transformer {
+ public:
+  // Walks the tensor table: every required tensor with its expected shape,
+  // converted to `dtype` (zero-copy where the file's dtype matches).
+  Transformer(ModelConfig config, const WeightStore& weights, at::ScalarType dtype,
+              int64_t max_context);
+
+  const ModelConfig& config() const noexcept { return config_; }
+  at::ScalarType dtype() const noexcept { return dtype_; }
+  int64_t parameter_count() const noexcept { return parameter_count_; }
+  int64_t bytes_per_token() const noexcept { return bytes_per_token_; }
+
+  // Runs all items' tokens in one pass and appends their K/V to the caches.
+  // Returns float32 logits [rows, vocab], where each item contributes its last
+  // token's row (or all its rows with all_logits), in item order.
+  // Callers check capacity and token ranges first; this only asserts.
+  at::Tensor forward(std::span<const ForwardItem> items) const;
+
+  // A KV segment sized for this model.
+  std::shared_ptr<KvSegment> new_segment(int64_t capacity) const;
+
+ private:
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, int64_t layer) const;
+
+  ModelConfig config_;
+  at::ScalarType dtype_;
+  TransformerWeights w_;
+  at::Tensor rope_cos_, rope_sin_;  // [max_context, head_dim/2], float32
+  int64_t parameter_count_ = 0;
+  int64_t bytes_per_token_ = 0;
+};
+
+}  // namespace musespark::detail

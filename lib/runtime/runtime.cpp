@@ -1,0 +1,145 @@
+#include "musespark/runtime.hpp"
+
+#include <ATen/ATen.h>
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "model/model_impl.hpp"
+#include "musespark/error.hpp"
+
+namespace musespark {
+
+struct Runtime::Impl {
+  struct Sequence {
+    detail::KvCache cache;
+    std::vector<int32_t> tokens;
+    std::vector<float> logits;
+  };
+
+  std::shared_ptr<const Model> model;
+  const detail::Transformer* transformer = nullptr;
+  std::unordered_map<SequenceId, Sequence> sequences;
+  SequenceId next_id = 1;
+
+  Sequence& get(SequenceId id) {
+    auto it = sequences.find(id);
+    if (it == sequences.end())
+      throw Error(ErrorKind::invalid_argument, "", "sequence", fmt::format("no sequence with id {}", id));
+    return it->second;
+  }
+
+  void check_append(SequenceId id, const Sequence& seq, std::span<const int32_t> tokens) const {
+    if (tokens.empty())
+      throw Error(ErrorKind::invalid_argument, "", "tokens", fmt::format("sequence {}: no tokens to append", id));
+    const int64_t vocab = model->info().vocab_size;
+    for (int32_t t : tokens)
+      if (t < 0 || t >= vocab)
+        throw Error(ErrorKind::invalid_argument, "", "tokens",
+                    fmt::format("token id {} is outside the vocabulary [0, {})", t, vocab));
+    const int64_t wanted = seq.cache.length() + static_cast<int64_t>(tokens.size());
+    if (wanted > seq.cache.capacity())
+      throw Error(ErrorKind::context_overflow, "", "tokens",
+                  fmt::format("sequence {} would hold {} tokens, more than its capacity of {} "
+                              "(the model's max_context is {})",
+                              id, wanted, seq.cache.capacity(), model->info().max_context));
+  }
+
+  void store_logits(Sequence& seq, const at::Tensor& logits, int64_t row) {
+    const int64_t vocab = logits.size(1);
+    const float* p = logits.data_ptr<float>() + row * vocab;
+    seq.logits.assign(p, p + vocab);
+  }
+};
+
+Runtime::Runtime(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>()) {
+  if (!model) throw Error(ErrorKind::invalid_argument, "", "model", "is null");
+  impl_->transformer = model->impl_->transformer.get();
+  impl_->model = std::move(model);
+}
+Runtime::~Runtime() = default;
+Runtime::Runtime(Runtime&&) noexcept = default;
+Runtime& Runtime::operator=(Runtime&&) noexcept = default;
+
+const Model& Runtime::model() const noexcept { return *impl_->model; }
+
+SequenceId Runtime::create(int64_t capacity) {
+  const int64_t max_context = impl_->model->info().max_context;
+  if (capacity < 0 || capacity > max_context)
+    throw Error(ErrorKind::invalid_argument, "", "capacity",
+                fmt::format("must be between 0 and max_context ({}), got {}", max_context, capacity));
+  Impl::Sequence seq;
+  seq.cache.own = impl_->transformer->new_segment(capacity == 0 ? max_context : capacity);
+  const SequenceId id = impl_->next_id++;
+  impl_->sequences.emplace(id, std::move(seq));
+  return id;
+}
+
+SequenceId Runtime::fork(SequenceId parent_id, int64_t extra_capacity) {
+  const Impl::Sequence& parent = impl_->get(parent_id);
+  const int64_t room = impl_->model->info().max_context - parent.cache.length();
+  if (extra_capacity < 0 || extra_capacity > room)
+    throw Error(ErrorKind::invalid_argument, "", "extra_capacity",
+                fmt::format("must be between 0 and {} (max_context minus the parent's {} tokens), got {}",
+                            room, parent.cache.length(), extra_capacity));
+  Impl::Sequence child;
+  child.cache = parent.cache.fork(impl_->transformer->new_segment(extra_capacity == 0 ? room : extra_capacity));
+  child.tokens = parent.tokens;
+  child.logits = parent.logits;
+  const SequenceId id = impl_->next_id++;
+  impl_->sequences.emplace(id, std::move(child));
+  return id;
+}
+
+void Runtime::release(SequenceId seq) { impl_->sequences.erase(seq); }
+
+void Runtime::prefill(SequenceId id, std::span<const int32_t> tokens, std::vector<float>* all_logits) {
+  Impl::Sequence& seq = impl_->get(id);
+  impl_->check_append(id, seq, tokens);
+  detail::ForwardItem item{tokens.data(), static_cast<int64_t>(tokens.size()), &seq.cache, all_logits != nullptr};
+  at::Tensor logits = impl_->transformer->forward({&item, 1});
+  seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
+  impl_->store_logits(seq, logits, logits.size(0) - 1);
+  if (all_logits) all_logits->assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+}
+
+void Runtime::decode(std::span<const SequenceId> ids, std::span<const int32_t> tokens) {
+  if (ids.size() != tokens.size())
+    throw Error(ErrorKind::invalid_argument, "", "tokens",
+                fmt::format("{} sequences but {} tokens", ids.size(), tokens.size()));
+  if (ids.empty()) return;
+  std::unordered_set<SequenceId> seen;
+  std::vector<Impl::Sequence*> seqs;
+  std::vector<detail::ForwardItem> items;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!seen.insert(ids[i]).second)
+      throw Error(ErrorKind::invalid_argument, "", "sequences",
+                  fmt::format("sequence {} appears twice in one decode step", ids[i]));
+    Impl::Sequence& seq = impl_->get(ids[i]);
+    impl_->check_append(ids[i], seq, tokens.subspan(i, 1));
+    seqs.push_back(&seq);
+    items.push_back({&tokens[i], 1, &seq.cache, false});
+  }
+  at::Tensor logits = impl_->transformer->forward(items);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    seqs[i]->tokens.push_back(tokens[i]);
+    impl_->store_logits(*seqs[i], logits, static_cast<int64_t>(i));
+  }
+}
+
+std::span<const float> Runtime::logits(SequenceId id) const {
+  auto& seq = impl_->get(id);
+  if (seq.logits.empty())
+    throw Error(ErrorKind::invalid_argument, "", "sequence",
+                fmt::format("sequence {} has no logits yet (prefill it first)", id));
+  return seq.logits;
+}
+
+std::span<const int32_t> Runtime::tokens(SequenceId id) const { return impl_->get(id).tokens; }
+int64_t Runtime::length(SequenceId id) const { return impl_->get(id).cache.length(); }
+int64_t Runtime::capacity(SequenceId id) const { return impl_->get(id).cache.capacity(); }
+size_t Runtime::live_sequences() const noexcept { return impl_->sequences.size(); }
+
+}  // namespace musespark

@@ -1,0 +1,71 @@
+// Shared helpers for the C++ tests: temporary folders, running the Python
+// tools, and tiny random models made by tests/tools/make_tiny_model.py.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace test_support {
+
+inline std::filesystem::path source_dir() { return MUSESPARK_SOURCE_DIR; }
+
+// A fresh folder under build/test-tmp/<name>.
+inline std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-tmp" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Runs a shell command; returns its standard output. Throws if it fails.
+inline std::string run(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run: " + command);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  int status = pclose(pipe);
+  if (status != 0) throw std::runtime_error("command failed (" + std::to_string(status) + "): " + command + "\n" + out);
+  return out;
+}
+
+inline std::string python_tool(const std::string& tool_and_args) {
+  return run(std::string(MUSESPARK_PYTHON) + " " + (source_dir() / "tests/tools").string() + "/" + tool_and_args);
+}
+
+// Makes (once per process and argument list) a tiny random model; returns its folder.
+inline std::filesystem::path tiny_model(const std::string& name, const std::string& args) {
+  auto dir = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-models" / name;
+  auto stamp = dir / ".args";
+  std::string have;
+  if (std::ifstream in{stamp}) std::getline(in, have);
+  if (have != args) {
+    std::filesystem::remove_all(dir);
+    python_tool("make_tiny_model.py " + dir.string() + " " + args + " >/dev/null");
+    std::ofstream(stamp) << args << "\n";
+  }
+  return dir;
+}
+
+inline std::vector<float> read_floats(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<float> out(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  return out;
+}
+
+inline std::string join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+}  // namespace test_support
