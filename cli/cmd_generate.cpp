@@ -131,6 +131,7 @@ void run(const GenerateArgs& a) {
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);
     std::fprintf(stderr, "[%lld prompt tokens, %zu generated; prefill %.1f tok/s, decode %.1f tok/s; stop: %s]\n",
                  static_cast<long long>(r.prompt_tokens), r.tokens.size(), prefill_tps, decode_tps,
                  stop_reason_name(r.stop_reason));
