@@ -42,7 +42,10 @@ class Runtime {
 
   // A new sequence holding the same tokens as `parent`, sharing its KV.
   // It can grow by `extra_capacity` tokens (0: up to max_context).
-  SequenceId fork(SequenceId parent, int64_t extra_capacity = 0);
+  // With `prefix_length` >= 0 it holds only the parent's first
+  // `prefix_length` tokens (still shared, not copied); such a fork has no
+  // logits until something is appended to it.
+  SequenceId fork(SequenceId parent, int64_t extra_capacity = 0, int64_t prefix_length = -1);
 
   // Frees a sequence's own KV (prefixes shared with forks stay alive while
   // any fork uses them). Unknown ids are ignored.
@@ -61,6 +64,12 @@ class Runtime {
   // Sequences must be distinct. Same errors as prefill, checked before any
   // work is done.
   void decode(std::span<const SequenceId> seqs, std::span<const int32_t> tokens);
+
+  // The general step: appends tokens[i] (one or more tokens) to seqs[i] for
+  // every i, all in one forward pass. decode() is the one-token case; this
+  // also lets some sequences take several tokens (e.g. injected text) in the
+  // same batch as others decoding one. Same errors as decode.
+  void extend(std::span<const SequenceId> seqs, std::span<const std::span<const int32_t>> tokens);
 
   // Next-token logits (vocab_size floats) after the last appended token; the
   // span stays valid until the sequence is next changed or released.

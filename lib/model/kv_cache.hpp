@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -36,11 +37,17 @@ struct KvCache {
   int64_t length() const { return shared_length() + own_length; }
   int64_t capacity() const { return shared_length() + (own ? own->capacity : 0); }
 
-  // A cache continuing from this one: shares everything this one holds now.
-  KvCache fork(std::shared_ptr<KvSegment> fresh_segment) const {
+  // A cache continuing from the first `prefix` positions of this one
+  // (prefix <= length()): shares them, and writes new positions to
+  // `fresh_segment`.
+  KvCache fork(std::shared_ptr<KvSegment> fresh_segment, int64_t prefix) const {
     KvCache child;
-    child.shared = shared;
-    if (own && own_length > 0) child.shared.push_back({own, own_length});
+    for (const auto& s : shared) {
+      if (prefix <= 0) break;
+      child.shared.push_back({s.segment, std::min(s.length, prefix)});
+      prefix -= s.length;
+    }
+    if (prefix > 0 && own) child.shared.push_back({own, std::min(own_length, prefix)});
     child.own = std::move(fresh_segment);
     return child;
   }

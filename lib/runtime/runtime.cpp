@@ -77,17 +77,22 @@ SequenceId Runtime::create(int64_t capacity) {
   return id;
 }
 
-SequenceId Runtime::fork(SequenceId parent_id, int64_t extra_capacity) {
+SequenceId Runtime::fork(SequenceId parent_id, int64_t extra_capacity, int64_t prefix_length) {
   const Impl::Sequence& parent = impl_->get(parent_id);
-  const int64_t room = impl_->model->info().max_context - parent.cache.length();
+  const int64_t parent_length = parent.cache.length();
+  if (prefix_length > parent_length)
+    throw Error(ErrorKind::invalid_argument, "", "prefix_length",
+                fmt::format("{} is longer than the parent's {} tokens", prefix_length, parent_length));
+  const int64_t prefix = prefix_length < 0 ? parent_length : prefix_length;
+  const int64_t room = impl_->model->info().max_context - prefix;
   if (extra_capacity < 0 || extra_capacity > room)
     throw Error(ErrorKind::invalid_argument, "", "extra_capacity",
-                fmt::format("must be between 0 and {} (max_context minus the parent's {} tokens), got {}",
-                            room, parent.cache.length(), extra_capacity));
+                fmt::format("must be between 0 and {} (max_context minus the {} tokens shared), got {}",
+                            room, prefix, extra_capacity));
   Impl::Sequence child;
-  child.cache = parent.cache.fork(impl_->transformer->new_segment(extra_capacity == 0 ? room : extra_capacity));
-  child.tokens = parent.tokens;
-  child.logits = parent.logits;
+  child.cache = parent.cache.fork(impl_->transformer->new_segment(extra_capacity == 0 ? room : extra_capacity), prefix);
+  child.tokens.assign(parent.tokens.begin(), parent.tokens.begin() + prefix);
+  if (prefix == parent_length) child.logits = parent.logits;
   const SequenceId id = impl_->next_id++;
   impl_->sequences.emplace(id, std::move(child));
   return id;
@@ -109,6 +114,16 @@ void Runtime::decode(std::span<const SequenceId> ids, std::span<const int32_t> t
   if (ids.size() != tokens.size())
     throw Error(ErrorKind::invalid_argument, "", "tokens",
                 fmt::format("{} sequences but {} tokens", ids.size(), tokens.size()));
+  std::vector<std::span<const int32_t>> runs;
+  runs.reserve(tokens.size());
+  for (const int32_t& t : tokens) runs.emplace_back(&t, 1);
+  extend(ids, runs);
+}
+
+void Runtime::extend(std::span<const SequenceId> ids, std::span<const std::span<const int32_t>> tokens) {
+  if (ids.size() != tokens.size())
+    throw Error(ErrorKind::invalid_argument, "", "tokens",
+                fmt::format("{} sequences but {} runs of tokens", ids.size(), tokens.size()));
   if (ids.empty()) return;
   std::unordered_set<SequenceId> seen;
   std::vector<Impl::Sequence*> seqs;
@@ -116,15 +131,15 @@ void Runtime::decode(std::span<const SequenceId> ids, std::span<const int32_t> t
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!seen.insert(ids[i]).second)
       throw Error(ErrorKind::invalid_argument, "", "sequences",
-                  fmt::format("sequence {} appears twice in one decode step", ids[i]));
+                  fmt::format("sequence {} appears twice in one step", ids[i]));
     Impl::Sequence& seq = impl_->get(ids[i]);
-    impl_->check_append(ids[i], seq, tokens.subspan(i, 1));
+    impl_->check_append(ids[i], seq, tokens[i]);
     seqs.push_back(&seq);
-    items.push_back({&tokens[i], 1, &seq.cache, false});
+    items.push_back({tokens[i].data(), static_cast<int64_t>(tokens[i].size()), &seq.cache, false});
   }
   at::Tensor logits = impl_->transformer->forward(items);
   for (size_t i = 0; i < seqs.size(); ++i) {
-    seqs[i]->tokens.push_back(tokens[i]);
+    seqs[i]->tokens.insert(seqs[i]->tokens.end(), tokens[i].begin(), tokens[i].end());
     impl_->store_logits(*seqs[i], logits, static_cast<int64_t>(i));
   }
 }

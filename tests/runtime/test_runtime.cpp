@@ -140,3 +140,47 @@ TEST_CASE("runtime: bad input is refused and leaves the sequence as it was") {
   CHECK_THROWS_AS(rt.create(100000), Error);
   CHECK_THROWS_AS(rt.fork(s, 100000), Error);
 }
+
+TEST_CASE("runtime: extend runs several tokens for one sequence and one for another in one pass") {
+  Runtime rt(tiny());
+  const std::vector<int32_t> p1 = {3, 1, 4, 1, 5}, p2 = {9, 2, 6};
+  SequenceId a = rt.create(), b = rt.create(), a1 = rt.create(), b1 = rt.create();
+  rt.prefill(a, p1);
+  rt.prefill(b, p2);
+  rt.prefill(a1, p1);
+  rt.prefill(b1, p2);
+  const std::vector<int32_t> three = {5, 3, 5}, one = {8};
+  std::vector<SequenceId> ids = {a, b};
+  std::vector<std::span<const int32_t>> runs = {three, one};
+  rt.extend(ids, runs);
+  rt.prefill(a1, three);
+  rt.prefill(b1, one);
+  CHECK(rt.length(a) == 8);
+  CHECK(rt.length(b) == 4);
+  CHECK(max_diff(rt.logits(a), rt.logits(a1)) < 1e-5);
+  CHECK(max_diff(rt.logits(b), rt.logits(b1)) < 1e-5);
+}
+
+TEST_CASE("runtime: a fork of a prefix shares only that prefix") {
+  Runtime rt(tiny());
+  const std::vector<int32_t> common = {11, 22, 33, 44}, tail1 = {55, 66, 77}, tail2 = {88, 99};
+  std::vector<int32_t> first = common;
+  first.insert(first.end(), tail1.begin(), tail1.end());
+  SequenceId parent = rt.create();
+  rt.prefill(parent, first);
+  SequenceId child = rt.fork(parent, 0, static_cast<int64_t>(common.size()));
+  CHECK(rt.length(child) == 4);
+  CHECK_THROWS_AS(rt.logits(child), Error);  // no logits until something is appended
+  rt.prefill(child, tail2);
+  std::vector<int32_t> second = common;
+  second.insert(second.end(), tail2.begin(), tail2.end());
+  SequenceId alone = rt.create();
+  rt.prefill(alone, second);
+  CHECK(max_diff(rt.logits(child), rt.logits(alone)) < 1e-5);
+  CHECK(std::vector<int32_t>(rt.tokens(child).begin(), rt.tokens(child).end()) == second);
+  CHECK_THROWS_AS(rt.fork(parent, 0, 8), Error);
+  // Forking a fork's prefix that reaches into its shared part works too.
+  SequenceId grandchild = rt.fork(child, 0, 2);
+  rt.prefill(grandchild, std::vector<int32_t>{33, 44, 88, 99});
+  CHECK(max_diff(rt.logits(grandchild), rt.logits(alone)) < 1e-5);
+}
