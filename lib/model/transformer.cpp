@@ -124,6 +124,11 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
 // q: [n, heads, hd], k/v: [n, kv_heads, hd] for this item's new tokens (RoPE
 // applied). Writes k/v into the item's cache, attends over the whole cache,
 // returns [n, heads*hd].
+//
+// The cache is a chain of segments (shared prefixes, then the sequence's
+// own); scores are computed per segment and concatenated, so K and V are
+// never copied. As HF's eager attention: products in the compute dtype,
+// softmax in float32.
 at::Tensor Transformer::attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v, int64_t layer) const {
   KvCache& cache = *item.cache;
@@ -134,28 +139,40 @@ at::Tensor Transformer::attention(const ForwardItem& item, const at::Tensor& q, 
   cache.own->k[layer].narrow(1, cache.own_length, n).copy_(k.permute({1, 0, 2}));
   cache.own->v[layer].narrow(1, cache.own_length, n).copy_(v.permute({1, 0, 2}));
 
-  std::vector<at::Tensor> ks, vs;
+  std::vector<at::Tensor> ks, vs;  // [kvh, len, hd] views into the segments
   for (const auto& s : cache.shared) {
     ks.push_back(s.segment->k[layer].narrow(1, 0, s.length));
     vs.push_back(s.segment->v[layer].narrow(1, 0, s.length));
   }
   ks.push_back(cache.own->k[layer].narrow(1, 0, cache.own_length + n));
   vs.push_back(cache.own->v[layer].narrow(1, 0, cache.own_length + n));
-  at::Tensor K = (ks.size() == 1 ? ks[0] : at::cat(ks, 1)).to(at::kFloat);  // [kvh, L, hd]
-  at::Tensor V = (vs.size() == 1 ? vs[0] : at::cat(vs, 1)).to(at::kFloat);
-  const int64_t L = K.size(1);
 
-  // [n, heads, hd] -> [kvh, group, n, hd]: query heads grouped by their KV head.
-  at::Tensor qg = q.to(at::kFloat).view({n, kvh, group, hd}).permute({1, 2, 0, 3});
-  at::Tensor scores = at::matmul(qg, K.unsqueeze(1).transpose(-1, -2)) * (1.0 / std::sqrt(double(hd)));
+  // Query heads grouped under their KV head: [kvh, group*n, hd].
+  at::Tensor qg = q.view({n, kvh, group, hd}).permute({1, 2, 0, 3}).reshape({kvh, group * n, hd});
+  std::vector<at::Tensor> parts;
+  std::vector<int64_t> lengths;
+  for (const auto& kseg : ks) {
+    parts.push_back(at::bmm(qg, kseg.transpose(1, 2)));
+    lengths.push_back(kseg.size(1));
+  }
+  at::Tensor scores = (parts.size() == 1 ? parts[0] : at::cat(parts, -1)).to(at::kFloat);
+  const int64_t L = scores.size(-1);
+  scores.mul_(1.0 / std::sqrt(double(hd)));
   if (n > 1) {
     // Query i sits at position L-n+i and may see keys 0..L-n+i.
     at::Tensor future = at::ones({n, L}, at::kBool).triu(L - n + 1);
-    scores.masked_fill_(future, -std::numeric_limits<float>::infinity());
+    scores.view({kvh, group, n, L}).masked_fill_(future, -std::numeric_limits<float>::infinity());
   }
-  at::Tensor probs = at::softmax(scores, -1);
-  at::Tensor out = at::matmul(probs, V.unsqueeze(1));  // [kvh, group, n, hd]
-  return out.permute({2, 0, 1, 3}).reshape({n, kvh * group * hd}).to(dtype_);
+  at::Tensor probs = at::softmax(scores, -1).to(dtype_);
+  at::Tensor out;
+  int64_t offset = 0;
+  for (size_t i = 0; i < vs.size(); ++i) {
+    at::Tensor part = at::bmm(probs.narrow(-1, offset, lengths[i]), vs[i]);
+    out = out.defined() ? out.add_(part) : part;
+    offset += lengths[i];
+  }
+  // [kvh, group*n, hd] -> [n, heads*hd]
+  return out.view({kvh, group, n, hd}).permute({2, 0, 1, 3}).reshape({n, kvh * group * hd});
 }
 
 at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
