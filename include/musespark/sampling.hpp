@@ -52,6 +52,11 @@ class Sampler {
  private:
   SamplingParams params_;
   std::mt19937_64 rng_;
+  // Scratch reused between calls (a vocabulary's worth each).
+  std::vector<float> work_;
+  std::vector<int32_t> ids_;
+  std::vector<double> probs_;
+  std::vector<int32_t> order_;
 };
 
 }  // namespace musespark

@@ -69,13 +69,17 @@ GenerateResult generate(Runtime& runtime, const Tokenizer* tokenizer, std::span<
   result.prefill_seconds = seconds_since(t0);
 
   Sampler sampler(options.sampling);
+  // Models pad their vocabulary beyond the tokenizer's (Qwen3: 151936 rows,
+  // 151669 tokens); with a tokenizer, ids without a token are never sampled.
+  size_t sample_vocab = static_cast<size_t>(runtime.model().info().vocab_size);
+  if (tokenizer) sample_vocab = std::min<size_t>(sample_vocab, tokenizer->vocab_size());
   std::optional<Tokenizer::StreamDecoder> stream;
   if (tokenizer) stream.emplace(*tokenizer);
   std::string text;      // all text so far
   size_t emitted = 0;    // bytes of `text` passed to on_token
   t0 = Clock::now();
   for (int32_t step = 0; step < options.max_tokens; ++step) {
-    SampledToken tok = sampler.sample(runtime.logits(seq), runtime.tokens(seq));
+    SampledToken tok = sampler.sample(runtime.logits(seq).first(sample_vocab), runtime.tokens(seq));
     result.tokens.push_back(tok.id);
     result.details.push_back(tok);
     const bool is_stop_token = std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), tok.id) !=

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -18,15 +17,6 @@ namespace {
 
 // A uniform double in [0, 1) from 53 random bits: the same on every platform.
 double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
-struct Candidate {
-  int32_t id;
-  float logit;
-};
-
-bool more_likely(const Candidate& a, const Candidate& b) {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
 
 }  // namespace
 
@@ -52,89 +42,96 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
   for (float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
   const double log_z = max_logit + std::log(sum);
   auto logprob = [&](int32_t id) { return static_cast<float>(logits[id] - log_z); };
+  // Higher logit first; the lower id wins a tie, so every order is total.
+  auto more_likely = [](const float* l) {
+    return [l](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
+  };
 
   // Repetition penalty (divide positive logits, multiply negative ones).
-  std::vector<Candidate> cand(vocab);
-  for (int32_t i = 0; i < vocab; ++i) cand[i] = {i, logits[i]};
+  work_.assign(logits.begin(), logits.end());
   if (params_.repetition_penalty != 1.0f) {
-    std::unordered_set<int32_t> seen(history.begin(), history.end());
-    for (int32_t id : seen) {
+    order_.assign(history.begin(), history.end());
+    std::sort(order_.begin(), order_.end());
+    order_.erase(std::unique(order_.begin(), order_.end()), order_.end());
+    for (int32_t id : order_) {
       if (id < 0 || id >= vocab) continue;
-      float& l = cand[id].logit;
+      float& l = work_[id];
       l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
     }
   }
 
-  int32_t chosen;
+  int32_t chosen = 0;
   if (params_.temperature == 0.0f) {
-    chosen = std::min_element(cand.begin(), cand.end(), more_likely)->id;
+    for (int32_t i = 1; i < vocab; ++i)
+      if (work_[i] > work_[chosen]) chosen = i;
   } else {
-    for (auto& c : cand) c.logit /= params_.temperature;
-    // Candidates are kept sorted, most likely first, once a filter needs order.
-    bool sorted = false;
+    // Candidates are kept in vocabulary order, so the draw does not depend on
+    // how a filter found them.
+    ids_.resize(vocab);
+    std::iota(ids_.begin(), ids_.end(), 0);
     if (params_.top_k > 0 && params_.top_k < vocab) {
-      std::partial_sort(cand.begin(), cand.begin() + params_.top_k, cand.end(), more_likely);
-      cand.resize(params_.top_k);
-      sorted = true;
+      std::nth_element(ids_.begin(), ids_.begin() + params_.top_k, ids_.end(), more_likely(work_.data()));
+      ids_.resize(params_.top_k);
+      std::sort(ids_.begin(), ids_.end());
     }
-    const float top = std::max_element(cand.begin(), cand.end(), [](auto& a, auto& b) { return a.logit < b.logit; })->logit;
-    std::vector<double> prob(cand.size());
+    const double inv_t = 1.0 / params_.temperature;
+    float top = work_[ids_[0]];
+    for (int32_t id : ids_) top = std::max(top, work_[id]);
+    probs_.resize(ids_.size());
     double total = 0;
-    for (size_t i = 0; i < cand.size(); ++i) total += prob[i] = std::exp(static_cast<double>(cand[i].logit) - top);
+    for (size_t i = 0; i < ids_.size(); ++i) total += probs_[i] = std::exp((work_[ids_[i]] - top) * inv_t);
+
+    // Keeps the candidates i with keep[i], in order.
+    auto compact = [&](auto&& keep) {
+      size_t n = 0;
+      for (size_t i = 0; i < ids_.size(); ++i)
+        if (keep(i)) {
+          ids_[n] = ids_[i];
+          probs_[n] = probs_[i];
+          ++n;
+        }
+      ids_.resize(n);
+      probs_.resize(n);
+      total = std::accumulate(probs_.begin(), probs_.end(), 0.0);
+    };
+
     if (params_.top_p < 1.0f) {
-      if (!sorted) {
-        // The nucleus is almost always among the first few hundred tokens:
-        // sort those, and the rest only if they do not reach top_p.
-        std::vector<size_t> order(cand.size());
-        std::iota(order.begin(), order.end(), 0);
-        auto by_prob = [&](size_t a, size_t b) { return more_likely(cand[a], cand[b]); };
-        size_t head = std::min<size_t>(order.size(), 1024);
-        std::partial_sort(order.begin(), order.begin() + head, order.end(), by_prob);
-        double head_mass = 0;
-        for (size_t i = 0; i < head; ++i) head_mass += prob[order[i]];
-        if (head_mass < params_.top_p * total) std::sort(order.begin(), order.end(), by_prob);
-        std::vector<Candidate> c2;
-        std::vector<double> p2;
-        double cum = 0;
-        for (size_t i = 0; i < order.size(); ++i) {
-          c2.push_back(cand[order[i]]);
-          p2.push_back(prob[order[i]]);
-          cum += prob[order[i]];
-          if (cum >= params_.top_p * total) break;
+      // The nucleus without sorting the vocabulary: a quickselect on
+      // probability mass. order_[0, lo) are more likely than the rest and
+      // hold mass `above` < need; the boundary lies in [lo, hi).
+      order_.resize(ids_.size());
+      std::iota(order_.begin(), order_.end(), 0);
+      auto by_prob = [&](int32_t a, int32_t b) { return probs_[a] > probs_[b] || (probs_[a] == probs_[b] && a < b); };
+      const double need = params_.top_p * total;
+      size_t lo = 0, hi = order_.size();
+      double above = 0;
+      while (hi - lo > 1) {
+        const size_t mid = lo + (hi - lo) / 2;
+        std::nth_element(order_.begin() + lo, order_.begin() + mid, order_.begin() + hi, by_prob);
+        double mass = 0;
+        for (size_t i = lo; i < mid; ++i) mass += probs_[order_[i]];
+        if (above + mass >= need) {
+          hi = mid;
+        } else {
+          above += mass;
+          lo = mid;
         }
-        cand = std::move(c2);
-        prob = std::move(p2);
-      } else {
-        double cum = 0;
-        size_t keep = 0;
-        while (keep < cand.size()) {
-          cum += prob[keep++];
-          if (cum >= params_.top_p * total) break;
-        }
-        cand.resize(keep);
-        prob.resize(keep);
       }
-      total = std::accumulate(prob.begin(), prob.end(), 0.0);
+      // order_[0, hi) is the smallest most-likely set reaching top_p.
+      std::vector<char> in_nucleus(ids_.size(), 0);
+      for (size_t i = 0; i < hi; ++i) in_nucleus[order_[i]] = 1;
+      compact([&](size_t i) { return in_nucleus[i] != 0; });
     }
     if (params_.min_p > 0.0f) {
-      // prob is relative to the top candidate (which has prob 1).
-      std::vector<Candidate> c2;
-      std::vector<double> p2;
-      for (size_t i = 0; i < cand.size(); ++i)
-        if (prob[i] >= params_.min_p) {
-          c2.push_back(cand[i]);
-          p2.push_back(prob[i]);
-        }
-      cand = std::move(c2);
-      prob = std::move(p2);
-      total = std::accumulate(prob.begin(), prob.end(), 0.0);
+      // probs_ are relative to the most likely candidate (which has 1).
+      compact([&](size_t i) { return probs_[i] >= params_.min_p; });
     }
     double u = uniform(rng_) * total;
-    chosen = cand.back().id;
-    for (size_t i = 0; i < cand.size(); ++i) {
-      u -= prob[i];
+    chosen = ids_.back();
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      u -= probs_[i];
       if (u < 0) {
-        chosen = cand[i].id;
+        chosen = ids_[i];
         break;
       }
     }
@@ -145,10 +142,10 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
   out.logprob = logprob(chosen);
   if (params_.top_logprobs > 0) {
     const int32_t k = std::min(params_.top_logprobs, vocab);
-    std::vector<Candidate> raw(vocab);
-    for (int32_t i = 0; i < vocab; ++i) raw[i] = {i, logits[i]};
-    std::partial_sort(raw.begin(), raw.begin() + k, raw.end(), more_likely);
-    for (int32_t i = 0; i < k; ++i) out.top.push_back({raw[i].id, logprob(raw[i].id)});
+    order_.resize(vocab);
+    std::iota(order_.begin(), order_.end(), 0);
+    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), more_likely(logits.data()));
+    for (int32_t i = 0; i < k; ++i) out.top.push_back({order_[i], logprob(order_[i])});
   }
   return out;
 }
