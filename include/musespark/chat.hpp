@@ -12,7 +12,8 @@
 //                    "<think>...</think>" reasoning; later ones keep it as
 //                    "<think>\nreasoning\n</think>\n\n". The generation prompt
 //                    is "<|im_start|>assistant\n", plus "<think>\n\n</think>\n\n"
-//                    when enable_thinking is false.
+//                    when enable_thinking is false, or "<think>\n" when it is
+//                    true and the template opens the thought (opens_think()).
 //   chatml (Qwen2.5 style, no thinking): as above without the reasoning rules;
 //                    when the template has Qwen2.5's default system prompt and
 //                    the conversation has no system message, it is added.
@@ -58,6 +59,11 @@ class ChatTemplate {
   // strips reasoning from earlier assistant turns.
   bool supports_thinking() const { return thinking_; }
 
+  // True for templates that open the thought themselves (Qwen3
+  // "Thinking-2507" style: the generation prompt ends "<think>\n" when
+  // thinking is on); the model then writes only the closing "</think>".
+  bool opens_think() const { return opens_think_; }
+
   // The prompt text for `messages` (to be encoded with Tokenizer::encode,
   // which recognises the special tokens in it). With add_generation_prompt
   // the text ends with the assistant header, ready for generation.
@@ -72,14 +78,15 @@ class ChatTemplate {
   std::vector<std::string> stop_tokens() const;
 
  private:
-  ChatTemplate(ChatFormat format, bool thinking, std::string default_system)
-      : format_(format), thinking_(thinking), default_system_(std::move(default_system)) {}
+  ChatTemplate(ChatFormat format, bool thinking, std::string default_system, bool opens_think)
+      : format_(format), thinking_(thinking), opens_think_(opens_think), default_system_(std::move(default_system)) {}
   std::string render_chatml(std::span<const ChatMessage> messages, bool add_generation_prompt,
                             bool enable_thinking) const;
   std::string render_llama3(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
 
   ChatFormat format_;
   bool thinking_;
+  bool opens_think_;
   std::string default_system_;  // added when the conversation has none (Qwen2.5)
 };
 

@@ -47,15 +47,18 @@ ChatTemplate ChatTemplate::load(const std::filesystem::path& model_dir) {
   if (contains(text, "<|im_start|>")) {
     bool thinking = contains(text, "enable_thinking") || contains(text, "<think>");
     std::string default_system = contains(text, kQwen25DefaultSystem) ? std::string(kQwen25DefaultSystem) : "";
-    return ChatTemplate(ChatFormat::chatml, thinking, std::move(default_system));
+    // Thinking-only templates (Qwen3 "Thinking-2507", our own model) open the
+    // thought in the generation prompt: '<|im_start|>assistant\n<think>\n'.
+    bool opens_think = thinking && contains(text, "<|im_start|>assistant\\n<think>\\n'");
+    return ChatTemplate(ChatFormat::chatml, thinking, std::move(default_system), opens_think);
   }
-  if (contains(text, "<|start_header_id|>")) return ChatTemplate(ChatFormat::llama3, false, "");
+  if (contains(text, "<|start_header_id|>")) return ChatTemplate(ChatFormat::llama3, false, "", false);
   throw Error(ErrorKind::unsupported, file, "chat_template",
               "unknown template family (neither ChatML \"<|im_start|>\" nor Llama-3 \"<|start_header_id|>\")");
 }
 
 ChatTemplate ChatTemplate::of(ChatFormat format) {
-  return ChatTemplate(format, format == ChatFormat::chatml, "");
+  return ChatTemplate(format, format == ChatFormat::chatml, "", false);
 }
 
 std::vector<std::string> ChatTemplate::stop_tokens() const {
@@ -135,6 +138,7 @@ std::string ChatTemplate::render_chatml(std::span<const ChatMessage> messages, b
   if (add_generation_prompt) {
     out += "<|im_start|>assistant\n";
     if (thinking_ && !enable_thinking) out += "<think>\n\n</think>\n\n";
+    else if (opens_think_) out += "<think>\n";
   }
   return out;
 }

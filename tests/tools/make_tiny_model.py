@@ -61,6 +61,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenizer-from", default=None, help="folder with tokenizer.json and tokenizer_config.json")
     p.add_argument("--max-pos", type=int, default=2048)
+    p.add_argument("--boost", action="append", default=[], metavar="ID:SCALE",
+                   help="scale lm_head row ID by SCALE (untied only), so that token comes up at random moments")
+    p.add_argument("--open-think", action="store_true",
+                   help="with --tokenizer-from (Qwen3): a template whose generation prompt opens <think>, "
+                        "as Qwen3 Thinking-2507 does")
     args = p.parse_args(argv)
     if args.tie is None:
         args.tie = args.arch == "qwen3"  # as Qwen3-0.6B; the others default to untied
@@ -74,6 +79,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--head-dim must be even")
     if args.shards < 1:
         p.error("--shards must be >= 1")
+    try:
+        args.boost = [(int(i), float(x)) for i, x in (b.split(":") for b in args.boost)]
+    except ValueError:
+        p.error("--boost takes ID:SCALE")
+    if args.boost and args.tie:
+        p.error("--boost needs --no-tie (it scales lm_head rows)")
+    if args.open_think and not args.tokenizer_from:
+        p.error("--open-think needs --tokenizer-from")
     return args
 
 
@@ -215,6 +228,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         bos, eos = info["bos"], info["eos"]
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copyfile(os.path.join(a.tokenizer_from, name), os.path.join(a.out_dir, name))
+        if a.open_think:
+            path = os.path.join(a.out_dir, "tokenizer_config.json")
+            with open(path) as f:
+                tc = json.load(f)
+            plain = "{{- '<|im_start|>assistant\\n' }}"
+            if plain not in tc.get("chat_template", ""):
+                raise SystemExit("--open-think: the template has no plain assistant generation prompt")
+            tc["chat_template"] = tc["chat_template"].replace(plain, "{{- '<|im_start|>assistant\\n<think>\\n' }}")
+            with open(path, "w") as f:
+                json.dump(tc, f, indent=2, ensure_ascii=False)
     else:
         # No tokenizer: the last ids stand for the special tokens.
         bos, eos = vocab - 2, vocab - 1
@@ -227,7 +250,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if old.endswith(".safetensors") or old == st.INDEX_FILE:
             os.remove(os.path.join(a.out_dir, old))
     specs = tensor_specs(cfg, a)
-    st.write_model(a.out_dir, specs, lambda s: random_tensor(s, a.seed), a.shards)
+    boosts = dict(a.boost)
+
+    def produce(spec):
+        t = random_tensor(spec, a.seed)
+        if spec.name == "lm_head.weight":
+            for token, scale in boosts.items():
+                t[token] *= scale
+        return t
+
+    st.write_model(a.out_dir, specs, produce, a.shards)
     return 0
 
 
