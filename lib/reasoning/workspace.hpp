@@ -1,0 +1,44 @@
+// Contemplating's workspace: the short text distilled from round 1 that the
+// refine round's agents read in their prompt (Parallel-Distill-Refine style).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "musespark/trace.hpp"
+
+namespace musespark::detail {
+
+// The workspace for `agents` (round 1) and their vote table `votes` (as
+// tally() sorts it). Plain English text:
+//
+//   Earlier attempts reached these answers:
+//   1. 42 (75% of the vote, 3 agents)
+//      Reasoning: "...so the product is 6 * 7 = 42."
+//   2. 41 (25% of the vote, 1 agent)
+//      Reasoning: "..."
+//   (1 more answer with 5% of the vote not shown.)
+//
+// At most 4 answers, in vote order: each as displayed (white space collapsed,
+// at most `excerpt_chars` bytes), its vote share in whole percent, its number
+// of agents, and the last `excerpt_chars` bytes of the thinking of its
+// strongest agent (highest vote_weight among its voters, then lowest id; its
+// answer_text when the thinking is empty), white space collapsed, starting at
+// a word boundary (or a character boundary in text without spaces), marked
+// with a leading "..." when cut. The excerpt line is left out when that agent
+// has no text or is not in `agents`.
+//
+// Never longer than `max_chars` bytes and never cuts a UTF-8 character:
+// whole entries are dropped from the end first (the "not shown" line counts
+// them when it fits); if not even the first entry fits, its excerpt is
+// shortened or left out; if the header and the first answer's line still do
+// not fit, the result is "". With an empty table, the one line
+// "No earlier attempt reached an answer." (cut at a character if need be).
+//
+// Returns a new string. Deterministic; pure; thread-safe; no errors.
+std::string distill_workspace(std::span<const AgentTrace> agents, const std::vector<VoteEntry>& votes,
+                              size_t max_chars = 1200, size_t excerpt_chars = 240);
+
+}  // namespace musespark::detail
