@@ -1,0 +1,82 @@
+// musespark — what a user asks: messages, a reasoning mode, an effort, and
+// budgets.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "musespark/answer.hpp"
+#include "musespark/sampling.hpp"
+#include "musespark/trace.hpp"
+
+namespace musespark {
+
+// One part of a message. Image parts are added by the multimodal milestone.
+struct Part {
+  enum class Kind { text };
+  Kind kind = Kind::text;
+  std::string text;
+};
+
+struct Message {
+  std::string role;         // "system", "user" or "assistant"
+  std::vector<Part> parts;
+
+  static Message text(std::string role, std::string text);
+  std::string joined_text() const;  // all text parts, in order
+};
+
+// Limits. 0 means "as the effort says" (see effort_budgets in engine.hpp).
+struct Budgets {
+  int32_t agents = 0;               // Thinking agents; Contemplating's first round
+  int32_t refine_agents = 0;        // Contemplating's second round
+  int32_t max_thinking_tokens = 0;  // per agent and round; the thought is closed gracefully at it
+  int32_t max_answer_tokens = 0;    // per agent, after </think>
+  int64_t max_total_tokens = 0;     // all agents and rounds together; 0: no cap
+  int64_t deadline_ms = 0;          // wall time from the call; 0: none
+};
+
+struct Request {
+  std::vector<Message> messages;
+  Mode mode = Mode::automatic;
+  Effort effort = Effort::medium;
+  Budgets budgets;
+
+  // Sampling for the agents. Unset: Instant is greedy; Thinking and
+  // Contemplating agents sample with temperature 0.7, top_p 0.95. The seed
+  // field inside is ignored: `seed` below seeds every agent.
+  std::optional<SamplingParams> sampling;
+  uint64_t seed = 0;  // the same request and seed give the same trace
+
+  // DeepConf early stopping (Thinking and Contemplating).
+  bool early_stop = true;
+  double keep_fraction = 0.9;       // threshold: the weakest (1-keep) of warm-up agents' lowest groups
+  int32_t warmup_agents = 0;        // 0: a quarter of the agents, at least 2
+  // DeepConf's schedule: the other agents wait until the warm-ups finish, so
+  // every token they write is judged (most tokens saved, but the round takes
+  // two batches' time). false: all agents decode together; only what they
+  // write after the warm-ups finish can be cut (no extra wall time).
+  bool warmup_first = true;
+  int32_t confidence_window = 32;   // tokens per group
+  int32_t confidence_top_k = 20;    // candidates per token confidence
+  bool consensus_stop = true;
+
+  // Contemplating: an aggregator agent writes the final answer from the
+  // refine round's workspace.
+  bool aggregator = false;
+
+  // Auto: escalate from Instant when its mean token confidence is below
+  // this, and from Thinking when the winning answer's share is below this.
+  double auto_confidence_threshold = 2.0;
+  double auto_agreement_threshold = 0.6;
+
+  bool record_token_confidence = false;  // per-token series in the trace
+  AnswerExtractor extractor = AnswerExtractor::standard();
+
+  // A request with one user message.
+  static Request question(std::string text, Mode mode = Mode::automatic, Effort effort = Effort::medium);
+};
+
+}  // namespace musespark
