@@ -63,8 +63,8 @@ void run(const BenchArgs& a) {
   runtime.prefill(root, prompt);
   const double prefill_s = since(t0);
 
-  std::vector<SequenceId> seqs;
-  for (int i = 0; i < a.batch; ++i) seqs.push_back(runtime.fork(root, a.gen_tokens));
+  // As a round of agents: forks made together, their KV in one allocation.
+  std::vector<SequenceId> seqs = runtime.fork_many(root, a.batch, a.gen_tokens);
   std::vector<int32_t> next(a.batch);
   // Each agent starts from a different token so the batch is not degenerate.
   for (int i = 0; i < a.batch; ++i) next[i] = (argmax(runtime.logits(root)) + i) % info.vocab_size;

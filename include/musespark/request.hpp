@@ -68,8 +68,11 @@ struct Request {
   bool aggregator = false;
 
   // Auto: escalate from Instant when its mean token confidence is below
-  // this, and from Thinking when the winning answer's share is below this.
-  double auto_confidence_threshold = 2.0;
+  // auto_confidence_threshold (0: 1.25 x ln(vocabulary size) — token
+  // confidence of a model that guesses uniformly is ln(vocabulary size)),
+  // and from Thinking when the winning answer's share of the vote is below
+  // auto_agreement_threshold.
+  double auto_confidence_threshold = 0;
   double auto_agreement_threshold = 0.6;
 
   bool record_token_confidence = false;  // per-token series in the trace

@@ -13,7 +13,8 @@
 // append-only, so a parent may keep decoding after it has been forked.
 //
 // Thread safety: a Runtime is not thread-safe; use one per thread (they can
-// share one Model).
+// share one Model). Its const methods (logits, tokens, length, capacity) may
+// be called from several threads at once while no other method runs.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,12 @@ class Runtime {
   // `prefix_length` tokens (still shared, not copied); such a fork has no
   // logits until something is appended to it.
   SequenceId fork(SequenceId parent, int64_t extra_capacity = 0, int64_t prefix_length = -1);
+
+  // `count` forks of `parent` made together (parallel agents): their own KV
+  // is one allocation, so that a decode step attends for all of them in a
+  // few batched products instead of one set per sequence. Same arguments and
+  // errors as fork (with the whole parent as prefix); count >= 1.
+  std::vector<SequenceId> fork_many(SequenceId parent, int32_t count, int64_t extra_capacity = 0);
 
   // Frees a sequence's own KV (prefixes shared with forks stay alive while
   // any fork uses them). Unknown ids are ignored.

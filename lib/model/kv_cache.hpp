@@ -14,9 +14,17 @@
 
 namespace musespark::detail {
 
+// Segments made together (the agents of a round) are slots of one pool,
+// so that a decode step can attend for all of them in a few batched products.
+struct KvPool {
+  at::Tensor k, v;  // [layers, slots, kv_heads, capacity, head_dim]
+};
+
 struct KvSegment {
-  at::Tensor k, v;  // [layers, kv_heads, capacity, head_dim]
+  at::Tensor k, v;  // [layers, kv_heads, capacity, head_dim]; a view into `pool` when pooled
   int64_t capacity = 0;
+  std::shared_ptr<KvPool> pool;  // null for a segment of its own
+  int64_t slot = 0;
 };
 
 struct SharedKv {

@@ -1,6 +1,7 @@
 #include "model/transformer.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/TensorIndexing.h>
 
 #include <cmath>
 #include <numbers>
@@ -115,6 +116,25 @@ std::shared_ptr<KvSegment> Transformer::new_segment(int64_t capacity) const {
   return seg;
 }
 
+std::vector<std::shared_ptr<KvSegment>> Transformer::new_pooled_segments(int64_t count, int64_t capacity) const {
+  auto pool = std::make_shared<KvPool>();
+  const auto opts = at::TensorOptions().dtype(dtype_);
+  // Uninitialised: pages are touched only as positions are written.
+  pool->k = at::empty({config_.num_hidden_layers, count, config_.num_key_value_heads, capacity, config_.head_dim}, opts);
+  pool->v = at::empty_like(pool->k);
+  std::vector<std::shared_ptr<KvSegment>> out;
+  for (int64_t i = 0; i < count; ++i) {
+    auto seg = std::make_shared<KvSegment>();
+    seg->k = pool->k.select(1, i);
+    seg->v = pool->v.select(1, i);
+    seg->capacity = capacity;
+    seg->pool = pool;
+    seg->slot = i;
+    out.push_back(std::move(seg));
+  }
+  return out;
+}
+
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
@@ -175,6 +195,76 @@ at::Tensor Transformer::attention(const ForwardItem& item, const at::Tensor& q, 
   return out.view({kvh, group, n, hd}).permute({2, 0, 1, 3}).reshape({n, kvh * group * hd});
 }
 
+// The batched form of attention() for decode: every item adds one token,
+// its own KV is a slot of `pool`, and all share the same prefix segments.
+// Slots s0..s0+R-1 are computed together (rows of slots not in the group are
+// computed and dropped); each slot's own positions beyond its length are
+// masked. Same arithmetic as attention(): products in the compute dtype,
+// softmax in float32.
+at::Tensor Transformer::pooled_attention(std::span<const ForwardItem* const> items, const at::Tensor& q,
+                                         const at::Tensor& k, const at::Tensor& v, int64_t layer) const {
+  using at::indexing::Slice;
+  const int64_t B = static_cast<int64_t>(items.size());
+  const int64_t kvh = config_.num_key_value_heads, hd = config_.head_dim;
+  const int64_t group = config_.num_attention_heads / kvh;
+  const KvCache& first = *items[0]->cache;
+  const KvPool& pool = *first.own->pool;
+
+  std::vector<int64_t> slots, lengths;
+  for (const auto* item : items) {
+    slots.push_back(item->cache->own->slot);
+    lengths.push_back(item->cache->own_length);
+  }
+  const int64_t s0 = *std::min_element(slots.begin(), slots.end());
+  const int64_t R = *std::max_element(slots.begin(), slots.end()) - s0 + 1;
+  const int64_t Lown = *std::max_element(lengths.begin(), lengths.end()) + 1;
+  at::Tensor slot_t = at::tensor(slots, at::kLong);
+  at::Tensor local_t = slot_t - s0;
+
+  // Write the new K/V at each item's own position.
+  at::Tensor pool_k = pool.k[layer], pool_v = pool.v[layer];  // [slots, kvh, capacity, hd]
+  at::Tensor pos_t = at::tensor(lengths, at::kLong);
+  pool_k.index_put_({slot_t, Slice(), pos_t}, k);
+  pool_v.index_put_({slot_t, Slice(), pos_t}, v);
+
+  // Queries of the slot range [R, kvh, group, hd]; slots not in the group stay zero.
+  at::Tensor qr = at::zeros({R, kvh, group, hd}, q.options());
+  qr.index_copy_(0, local_t, q.view({B, kvh, group, hd}));
+
+  std::vector<at::Tensor> parts;  // scores [R, kvh, group, len] per segment
+  std::vector<int64_t> seg_lengths;
+  at::Tensor q_by_head = qr.permute({1, 0, 2, 3}).reshape({kvh, R * group, hd});
+  for (const auto& s : first.shared) {
+    at::Tensor ks = s.segment->k[layer].narrow(1, 0, s.length);  // [kvh, len, hd]
+    parts.push_back(at::bmm(q_by_head, ks.transpose(1, 2)).view({kvh, R, group, s.length}).permute({1, 0, 2, 3}));
+    seg_lengths.push_back(s.length);
+  }
+  at::Tensor k_own = pool_k.narrow(0, s0, R).narrow(2, 0, Lown).reshape({R * kvh, Lown, hd});
+  at::Tensor v_own = pool_v.narrow(0, s0, R).narrow(2, 0, Lown).reshape({R * kvh, Lown, hd});
+  parts.push_back(at::bmm(qr.view({R * kvh, group, hd}), k_own.transpose(1, 2)).view({R, kvh, group, Lown}));
+  at::Tensor scores = at::cat(parts, -1).to(at::kFloat);
+  const int64_t L = scores.size(-1), prefix = L - Lown;
+  scores.mul_(1.0 / std::sqrt(double(hd)));
+
+  // Own positions past a slot's new length are not its keys.
+  at::Tensor own_len = at::zeros({R}, at::kLong).index_copy_(0, local_t, pos_t);
+  at::Tensor beyond = at::arange(Lown, at::kLong).unsqueeze(0) > own_len.unsqueeze(1);  // [R, Lown]
+  at::Tensor mask = at::cat({at::zeros({R, prefix}, at::kBool), beyond}, 1).view({R, 1, 1, L});
+  scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
+  at::Tensor probs = at::softmax(scores, -1).to(dtype_);
+
+  at::Tensor out = at::bmm(probs.narrow(-1, prefix, Lown).reshape({R * kvh, group, Lown}), v_own).view({R, kvh, group, hd});
+  int64_t offset = 0;
+  for (size_t i = 0; i < first.shared.size(); ++i) {
+    const auto& s = first.shared[i];
+    at::Tensor vs = s.segment->v[layer].narrow(1, 0, s.length);
+    at::Tensor p = probs.narrow(-1, offset, seg_lengths[i]).permute({1, 0, 2, 3}).reshape({kvh, R * group, seg_lengths[i]});
+    out.add_(at::bmm(p, vs).view({kvh, R, group, hd}).permute({1, 0, 2, 3}));
+    offset += seg_lengths[i];
+  }
+  return out.index_select(0, local_t).reshape({B, kvh * group * hd});
+}
+
 at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   const auto& c = config_;
   const int64_t heads = c.num_attention_heads, kvh = c.num_key_value_heads, hd = c.head_dim;
@@ -193,6 +283,32 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   at::Tensor cos = rope_cos_.index_select(0, pos_tensor).to(dtype_);
   at::Tensor sin = rope_sin_.index_select(0, pos_tensor).to(dtype_);
 
+  // Items that attend together: decode items (one token) whose own KV
+  // segments are slots of one pool and whose shared prefixes are the same
+  // go as one group; every other item is a group of its own.
+  std::vector<int64_t> rows;  // first row of each item
+  std::vector<std::vector<size_t>> groups;
+  {
+    int64_t row = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      rows.push_back(row);
+      row += items[i].count;
+      const KvCache& c = *items[i].cache;
+      auto same_group = [&](const std::vector<size_t>& g) {
+        const ForwardItem& other = items[g[0]];
+        const KvCache& o = *other.cache;
+        if (items[i].count != 1 || other.count != 1 || !c.own->pool || c.own->pool != o.own->pool) return false;
+        if (c.shared.size() != o.shared.size()) return false;
+        for (size_t s = 0; s < c.shared.size(); ++s)
+          if (c.shared[s].segment != o.shared[s].segment || c.shared[s].length != o.shared[s].length) return false;
+        return true;
+      };
+      auto it = std::find_if(groups.begin(), groups.end(), same_group);
+      if (it != groups.end()) it->push_back(i);
+      else groups.push_back({i});
+    }
+  }
+
   at::Tensor x = w_.embed_tokens.index_select(0, id_tensor);  // [T, H]
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     const LayerWeights& l = w_.layers[layer];
@@ -207,13 +323,25 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
 
-    std::vector<at::Tensor> outs;
-    outs.reserve(items.size());
-    int64_t row = 0;
-    for (const auto& item : items) {
-      outs.push_back(attention(item, q.narrow(0, row, item.count), k.narrow(0, row, item.count),
-                               v.narrow(0, row, item.count), layer));
-      row += item.count;
+    std::vector<at::Tensor> outs(items.size());
+    for (const auto& group : groups) {
+      if (group.size() == 1) {
+        const size_t i = group[0];
+        outs[i] = attention(items[i], q.narrow(0, rows[i], items[i].count), k.narrow(0, rows[i], items[i].count),
+                            v.narrow(0, rows[i], items[i].count), layer);
+        continue;
+      }
+      std::vector<const ForwardItem*> members;
+      for (size_t i : group) members.push_back(&items[i]);
+      // Decode items have one row each, and their row is their index in rows[].
+      at::Tensor row_index = at::tensor([&] {
+        std::vector<int64_t> r;
+        for (size_t i : group) r.push_back(rows[i]);
+        return r;
+      }(), at::kLong);
+      at::Tensor out = pooled_attention(members, q.index_select(0, row_index), k.index_select(0, row_index),
+                                        v.index_select(0, row_index), layer);
+      for (size_t j = 0; j < group.size(); ++j) outs[group[j]] = out.narrow(0, static_cast<int64_t>(j), 1);
     }
     at::Tensor attn = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
     x = x + project(attn, l.o_proj);
@@ -225,17 +353,15 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   for (const auto& item : items) item.cache->own_length += item.count;
 
   // Only the rows whose logits are wanted go through the final norm and head.
-  std::vector<int64_t> rows;
-  int64_t row = 0;
-  for (const auto& item : items) {
-    if (item.all_logits) {
-      for (int64_t i = 0; i < item.count; ++i) rows.push_back(row + i);
+  std::vector<int64_t> wanted;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].all_logits) {
+      for (int64_t j = 0; j < items[i].count; ++j) wanted.push_back(rows[i] + j);
     } else {
-      rows.push_back(row + item.count - 1);
+      wanted.push_back(rows[i] + items[i].count - 1);
     }
-    row += item.count;
   }
-  at::Tensor selected = static_cast<int64_t>(rows.size()) == T ? x : x.index_select(0, at::tensor(rows, at::kLong));
+  at::Tensor selected = static_cast<int64_t>(wanted.size()) == T ? x : x.index_select(0, at::tensor(wanted, at::kLong));
   return project(rms_norm(selected, w_.final_norm), w_.lm_head).to(at::kFloat).contiguous();
 }
 

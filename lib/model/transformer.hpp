@@ -63,11 +63,17 @@ class Transformer {
 
   // A KV segment sized for this model.
   std::shared_ptr<KvSegment> new_segment(int64_t capacity) const;
+  // `count` segments that are slots of one pool (see KvPool).
+  std::vector<std::shared_ptr<KvSegment>> new_pooled_segments(int64_t count, int64_t capacity) const;
 
  private:
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   at::Tensor attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,
                        const at::Tensor& v, int64_t layer) const;
+  // One decode token for each of several items whose own segments are slots
+  // of one pool and whose shared prefixes are the same; returns [B, heads*hd].
+  at::Tensor pooled_attention(std::span<const ForwardItem* const> items, const at::Tensor& q,
+                              const at::Tensor& k, const at::Tensor& v, int64_t layer) const;
 
   ModelConfig config_;
   at::ScalarType dtype_;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "common/parallel.hpp"
 #include "musespark/error.hpp"
 #include "reasoning/confidence.hpp"
 #include "reasoning/steps.hpp"
@@ -145,12 +146,16 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
     throw Error(ErrorKind::context_overflow, "", "prompt",
                 fmt::format("{} tokens leave no room to reason within the context of {} tokens", prompt_len,
                             rt_.model().info().max_context));
-  for (const auto& plan : plans) {
+  // The agents' KV is one allocation: their decode steps attend together.
+  const std::vector<SequenceId> seqs =
+      rt_.fork_many(root_, static_cast<int32_t>(plans.size()), std::min(per_agent, room));
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const AgentPlan& plan = plans[i];
     SamplingParams s = cfg_.sampling;
     s.seed = plan.seed;
     s.top_logprobs = std::max(s.top_logprobs, cfg_.confidence_top_k);
     auto a = std::make_unique<Agent>(plan, s, cfg_.confidence_window, tok_);
-    a->seq = rt_.fork(root_, std::min(per_agent, room));
+    a->seq = seqs[i];
     a->phase = !cfg_.thinking ? Phase::answer : cfg_.prompt_opens_think ? Phase::thinking : Phase::opening;
     agents_.push_back(std::move(a));
   }
@@ -394,6 +399,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
   // Models pad their vocabulary beyond the tokenizer's (Qwen3: 151936 rows,
   // 151669 tokens); ids without a token are never sampled.
   const size_t sample_vocab = std::min<size_t>(rt_.model().info().vocab_size, tok_.vocab_size());
+  const int threads = rt_.model().info().threads;
   auto t0 = Clock::now();
   std::vector<SequenceId> ids;
   std::vector<std::vector<int32_t>> feeds;
@@ -404,6 +410,17 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
     }
     ids.clear();
     feeds.clear();
+    // Sampling is independent per agent (each has its own sampler and
+    // stream): it runs in parallel, then tokens are taken in agent order.
+    std::vector<Agent*> sampling;
+    for (auto& ap : agents_)
+      if (ap->active && !ap->waiting && ap->forced.empty()) sampling.push_back(ap.get());
+    std::vector<SampledToken> sampled(sampling.size());
+    parallel_for(sampling.size(), threads, [&](size_t i) {
+      Agent& a = *sampling[i];
+      sampled[i] = a.sampler.sample(rt_.logits(a.seq).first(sample_vocab), rt_.tokens(a.seq));
+    });
+    size_t next_sample = 0;
     for (auto& ap : agents_) {
       Agent& a = *ap;
       if (!a.active || a.waiting) continue;
@@ -416,7 +433,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
           if (!a.active) break;
         }
       } else {
-        SampledToken s = a.sampler.sample(rt_.logits(a.seq).first(sample_vocab), rt_.tokens(a.seq));
+        const SampledToken& s = sampled[next_sample++];
         a.confidence.add(token_confidence(std::span<const TokenLogprob>(s.top).first(
             std::min<size_t>(s.top.size(), static_cast<size_t>(cfg_.confidence_top_k)))));
         take_token(a, s.id, false);

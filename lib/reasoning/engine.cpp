@@ -119,6 +119,8 @@ void validate(const Request& r) {
   if (r.confidence_window < 1) bad("confidence_window", "must be at least 1");
   if (r.confidence_top_k < 1) bad("confidence_top_k", "must be at least 1");
   if (r.warmup_agents < 0) bad("warmup_agents", "must not be negative");
+  if (!(r.auto_confidence_threshold >= 0)) bad("auto_confidence_threshold", "must be 0 (automatic) or positive");
+  if (!(r.auto_agreement_threshold >= 0)) bad("auto_agreement_threshold", "must not be negative");
   if (!r.extractor.extract || !r.extractor.normalize) bad("extractor", "both functions must be set");
   if (r.sampling) validate(*r.sampling);
 }

@@ -47,6 +47,26 @@ struct Runtime::Impl {
                               id, wanted, seq.cache.capacity(), model->info().max_context));
   }
 
+  // The capacity of a fork sharing `prefix` tokens: `extra` (0: up to max_context).
+  int64_t fork_capacity(const Sequence& parent, int64_t prefix, int64_t extra) const {
+    const int64_t room = model->info().max_context - prefix;
+    if (extra < 0 || extra > room)
+      throw Error(ErrorKind::invalid_argument, "", "extra_capacity",
+                  fmt::format("must be between 0 and {} (max_context minus the {} tokens shared), got {}", room,
+                              prefix, extra));
+    return extra == 0 ? room : extra;
+  }
+
+  SequenceId add_fork(const Sequence& parent, int64_t prefix, std::shared_ptr<detail::KvSegment> segment) {
+    Sequence child;
+    child.cache = parent.cache.fork(std::move(segment), prefix);
+    child.tokens.assign(parent.tokens.begin(), parent.tokens.begin() + prefix);
+    if (prefix == parent.cache.length()) child.logits = parent.logits;
+    const SequenceId id = next_id++;
+    sequences.emplace(id, std::move(child));
+    return id;
+  }
+
   void store_logits(Sequence& seq, const at::Tensor& logits, int64_t row) {
     const int64_t vocab = logits.size(1);
     const float* p = logits.data_ptr<float>() + row * vocab;
@@ -84,18 +104,19 @@ SequenceId Runtime::fork(SequenceId parent_id, int64_t extra_capacity, int64_t p
     throw Error(ErrorKind::invalid_argument, "", "prefix_length",
                 fmt::format("{} is longer than the parent's {} tokens", prefix_length, parent_length));
   const int64_t prefix = prefix_length < 0 ? parent_length : prefix_length;
-  const int64_t room = impl_->model->info().max_context - prefix;
-  if (extra_capacity < 0 || extra_capacity > room)
-    throw Error(ErrorKind::invalid_argument, "", "extra_capacity",
-                fmt::format("must be between 0 and {} (max_context minus the {} tokens shared), got {}",
-                            room, prefix, extra_capacity));
-  Impl::Sequence child;
-  child.cache = parent.cache.fork(impl_->transformer->new_segment(extra_capacity == 0 ? room : extra_capacity), prefix);
-  child.tokens.assign(parent.tokens.begin(), parent.tokens.begin() + prefix);
-  if (prefix == parent_length) child.logits = parent.logits;
-  const SequenceId id = impl_->next_id++;
-  impl_->sequences.emplace(id, std::move(child));
-  return id;
+  const int64_t capacity = impl_->fork_capacity(parent, prefix, extra_capacity);
+  return impl_->add_fork(parent, prefix, impl_->transformer->new_segment(capacity));
+}
+
+std::vector<SequenceId> Runtime::fork_many(SequenceId parent_id, int32_t count, int64_t extra_capacity) {
+  const Impl::Sequence& parent = impl_->get(parent_id);
+  if (count < 1) throw Error(ErrorKind::invalid_argument, "", "count", fmt::format("must be at least 1, got {}", count));
+  const int64_t prefix = parent.cache.length();
+  const int64_t capacity = impl_->fork_capacity(parent, prefix, extra_capacity);
+  std::vector<SequenceId> ids;
+  for (auto& segment : impl_->transformer->new_pooled_segments(count, capacity))
+    ids.push_back(impl_->add_fork(parent, prefix, std::move(segment)));
+  return ids;
 }
 
 void Runtime::release(SequenceId seq) { impl_->sequences.erase(seq); }

@@ -184,3 +184,42 @@ TEST_CASE("runtime: a fork of a prefix shares only that prefix") {
   rt.prefill(grandchild, std::vector<int32_t>{33, 44, 88, 99});
   CHECK(max_diff(rt.logits(grandchild), rt.logits(alone)) < 1e-5);
 }
+
+TEST_CASE("runtime: pooled forks decode together exactly as alone, at different lengths and in subsets") {
+  Runtime rt(tiny());
+  const std::vector<int32_t> prompt = {7, 1, 8, 2, 8, 1, 8};
+  SequenceId root = rt.create();
+  rt.prefill(root, prompt);
+  std::vector<SequenceId> pooled = rt.fork_many(root, 4, 32);
+  std::vector<SequenceId> alone;
+  for (int i = 0; i < 4; ++i) alone.push_back(rt.fork(root, 32));
+  CHECK(rt.length(pooled[3]) == 7);
+  CHECK(rt.capacity(pooled[3]) == 7 + 32);
+
+  // Slot 1 gets three extra tokens first: the pool's own lengths differ.
+  const std::vector<int32_t> extra = {40, 41, 42};
+  rt.prefill(pooled[1], extra);
+  rt.prefill(alone[1], extra);
+
+  std::vector<int32_t> next = {10, 20, 30, 40};
+  for (int step = 0; step < 5; ++step) {
+    // Step 2 leaves slot 2 out: slots 0, 1 and 3 decode, slot 2 waits.
+    std::vector<SequenceId> batch;
+    std::vector<int32_t> tokens;
+    for (int i = 0; i < 4; ++i) {
+      if (step == 2 && i == 2) continue;
+      batch.push_back(pooled[i]);
+      tokens.push_back(next[i]);
+      rt.decode(std::span(&alone[i], 1), std::span(&next[i], 1));
+    }
+    rt.decode(batch, tokens);
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(step);
+      CAPTURE(i);
+      CHECK(rt.length(pooled[i]) == rt.length(alone[i]));
+      CHECK(max_diff(rt.logits(pooled[i]), rt.logits(alone[i])) < 1e-5);
+    }
+    for (auto& n : next) n = (n * 5 + 1) % 256;
+  }
+  CHECK_THROWS_AS(rt.fork_many(root, 0), Error);
+}
