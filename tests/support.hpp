@@ -2,6 +2,8 @@
 // tools, and tiny random models made by tests/tools/make_tiny_model.py.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -40,17 +42,27 @@ inline std::string python_tool(const std::string& tool_and_args) {
   return run(std::string(MUSESPARK_PYTHON) + " " + (source_dir() / "tests/tools").string() + "/" + tool_and_args);
 }
 
-// Makes (once per process and argument list) a tiny random model; returns its folder.
+// Makes (once, for this argument list) a tiny random model; returns its folder.
+// Test cases run as parallel processes, so the model is written to a folder
+// of this process's own and renamed into place: whoever renames first wins,
+// and nobody ever sees a half-written model.
 inline std::filesystem::path tiny_model(const std::string& name, const std::string& args) {
   auto dir = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-models" / name;
-  auto stamp = dir / ".args";
-  std::string have;
-  if (std::ifstream in{stamp}) std::getline(in, have);
-  if (have != args) {
-    std::filesystem::remove_all(dir);
-    python_tool("make_tiny_model.py " + dir.string() + " " + args + " >/dev/null");
-    std::ofstream(stamp) << args << "\n";
-  }
+  auto stamp_of = [](const std::filesystem::path& d) {
+    std::string have;
+    if (std::ifstream in{d / ".args"}) std::getline(in, have);
+    return have;
+  };
+  if (stamp_of(dir) == args) return dir;
+  auto mine = dir.string() + ".tmp-" + std::to_string(::getpid());
+  std::filesystem::remove_all(mine);
+  python_tool("make_tiny_model.py " + mine + " " + args + " >/dev/null");
+  std::ofstream(std::filesystem::path(mine) / ".args") << args << "\n";
+  if (std::filesystem::exists(dir) && stamp_of(dir) != args) std::filesystem::remove_all(dir);  // other args: stale
+  std::error_code ec;
+  std::filesystem::rename(mine, dir, ec);
+  if (ec) std::filesystem::remove_all(mine);  // another process made it first
+  if (stamp_of(dir) != args) throw std::runtime_error("could not make the test model " + dir.string());
   return dir;
 }
 
