@@ -28,6 +28,34 @@ namespace musespark {
 
 using SequenceId = int64_t;
 
+// Rows of input embeddings that stand in for the token embeddings at some
+// positions of a sequence: an encoded image, whose rows replace its
+// placeholder tokens. Immutable; share it freely (every agent that sees an
+// image uses the same one).
+class Embeddings {
+ public:
+  // Copies `data`, row-major [rows, width]. Error{invalid_argument} when the
+  // sizes do not match or are not positive.
+  static std::shared_ptr<const Embeddings> from_floats(std::span<const float> data, int64_t rows, int64_t width);
+  int64_t rows() const noexcept;
+  int64_t width() const noexcept;
+  ~Embeddings();
+
+  struct Impl;  // internal (holds the tensor)
+  explicit Embeddings(std::unique_ptr<Impl> impl);
+  const Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Embeddings placed at `offset` within a run of appended tokens: rows
+// offset .. offset+rows-1 of the run take them instead of their tokens'.
+struct Injection {
+  int64_t offset = 0;
+  std::shared_ptr<const Embeddings> embeddings;
+};
+
 class Runtime {
  public:
   explicit Runtime(std::shared_ptr<const Model> model);
@@ -63,9 +91,10 @@ class Runtime {
   // With `all_logits`, also returns the logits of every appended position,
   // row-major [tokens.size(), vocab_size]. Errors: unknown sequence or token
   // id out of range (invalid_argument), capacity exceeded (context_overflow).
-  // On error the sequence is unchanged.
+  // `injections` replace the embeddings of some of the tokens (see
+  // Injection). On error the sequence is unchanged.
   void prefill(SequenceId seq, std::span<const int32_t> tokens,
-               std::vector<float>* all_logits = nullptr);
+               std::vector<float>* all_logits = nullptr, std::span<const Injection> injections = {});
 
   // Appends tokens[i] to seqs[i] for every i, in one batched forward pass.
   // Sequences must be distinct. Same errors as prefill, checked before any
@@ -77,6 +106,11 @@ class Runtime {
   // also lets some sequences take several tokens (e.g. injected text) in the
   // same batch as others decoding one. Same errors as decode.
   void extend(std::span<const SequenceId> seqs, std::span<const std::span<const int32_t>> tokens);
+  // The same with injected embeddings for some runs: injections[i] belong to
+  // tokens[i] (may be empty). Errors also for an injection that does not fit
+  // its run or whose width is not the model's hidden size.
+  void extend(std::span<const SequenceId> seqs, std::span<const std::span<const int32_t>> tokens,
+              std::span<const std::span<const Injection>> injections);
 
   // Next-token logits (vocab_size floats) after the last appended token; the
   // span stays valid until the sequence is next changed or released.

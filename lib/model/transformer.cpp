@@ -310,6 +310,11 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   }
 
   at::Tensor x = w_.embed_tokens.index_select(0, id_tensor);  // [T, H]
+  for (size_t i = 0; i < items.size(); ++i)
+    for (const auto& inj : items[i].injections) {
+      const at::Tensor& e = inj.embeddings->impl().rows;
+      x.narrow(0, rows[i] + inj.offset, e.size(0)).copy_(e);
+    }
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     const LayerWeights& l = w_.layers[layer];
     at::Tensor h = rms_norm(x, l.input_norm);

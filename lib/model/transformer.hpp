@@ -16,6 +16,7 @@
 #include "model/config.hpp"
 #include "model/kv_cache.hpp"
 #include "model/safetensors.hpp"
+#include "musespark/runtime.hpp"
 
 namespace musespark::detail {
 
@@ -41,7 +42,19 @@ struct ForwardItem {
   int64_t count = 0;
   KvCache* cache = nullptr;
   bool all_logits = false;  // logits for every token, not just the last
+  // Input embeddings replacing some tokens' ([rows, hidden] at offset).
+  std::span<const Injection> injections;
 };
+
+}  // namespace musespark::detail
+
+namespace musespark {
+struct Embeddings::Impl {
+  at::Tensor rows;  // [rows, width], float32
+};
+}  // namespace musespark
+
+namespace musespark::detail {
 
 class Transformer {
  public:

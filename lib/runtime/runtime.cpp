@@ -12,6 +12,20 @@
 
 namespace musespark {
 
+Embeddings::Embeddings(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Embeddings::~Embeddings() = default;
+int64_t Embeddings::rows() const noexcept { return impl_->rows.size(0); }
+int64_t Embeddings::width() const noexcept { return impl_->rows.size(1); }
+
+std::shared_ptr<const Embeddings> Embeddings::from_floats(std::span<const float> data, int64_t rows, int64_t width) {
+  if (rows <= 0 || width <= 0 || static_cast<int64_t>(data.size()) != rows * width)
+    throw Error(ErrorKind::invalid_argument, "", "embeddings",
+                fmt::format("{} floats do not make {} rows of {}", data.size(), rows, width));
+  auto impl = std::make_unique<Embeddings::Impl>();
+  impl->rows = at::from_blob(const_cast<float*>(data.data()), {rows, width}, at::kFloat).clone();
+  return std::make_shared<const Embeddings>(std::move(impl));
+}
+
 struct Runtime::Impl {
   struct Sequence {
     detail::KvCache cache;
@@ -29,6 +43,20 @@ struct Runtime::Impl {
     if (it == sequences.end())
       throw Error(ErrorKind::invalid_argument, "", "sequence", fmt::format("no sequence with id {}", id));
     return it->second;
+  }
+
+  void check_injections(std::span<const int32_t> tokens, std::span<const Injection> injections) const {
+    const int64_t hidden = model->info().hidden_size;
+    for (const auto& inj : injections) {
+      if (!inj.embeddings) throw Error(ErrorKind::invalid_argument, "", "injections", "null embeddings");
+      if (inj.embeddings->width() != hidden)
+        throw Error(ErrorKind::invalid_argument, "", "injections",
+                    fmt::format("embeddings of width {} for a model of hidden size {}", inj.embeddings->width(), hidden));
+      if (inj.offset < 0 || inj.offset + inj.embeddings->rows() > static_cast<int64_t>(tokens.size()))
+        throw Error(ErrorKind::invalid_argument, "", "injections",
+                    fmt::format("{} rows at offset {} do not fit in {} tokens", inj.embeddings->rows(), inj.offset,
+                                tokens.size()));
+    }
   }
 
   void check_append(SequenceId id, const Sequence& seq, std::span<const int32_t> tokens) const {
@@ -121,10 +149,13 @@ std::vector<SequenceId> Runtime::fork_many(SequenceId parent_id, int32_t count, 
 
 void Runtime::release(SequenceId seq) { impl_->sequences.erase(seq); }
 
-void Runtime::prefill(SequenceId id, std::span<const int32_t> tokens, std::vector<float>* all_logits) {
+void Runtime::prefill(SequenceId id, std::span<const int32_t> tokens, std::vector<float>* all_logits,
+                      std::span<const Injection> injections) {
   Impl::Sequence& seq = impl_->get(id);
   impl_->check_append(id, seq, tokens);
-  detail::ForwardItem item{tokens.data(), static_cast<int64_t>(tokens.size()), &seq.cache, all_logits != nullptr};
+  impl_->check_injections(tokens, injections);
+  detail::ForwardItem item{tokens.data(), static_cast<int64_t>(tokens.size()), &seq.cache, all_logits != nullptr,
+                           injections};
   at::Tensor logits = impl_->transformer->forward({&item, 1});
   seq.tokens.insert(seq.tokens.end(), tokens.begin(), tokens.end());
   impl_->store_logits(seq, logits, logits.size(0) - 1);
@@ -142,6 +173,14 @@ void Runtime::decode(std::span<const SequenceId> ids, std::span<const int32_t> t
 }
 
 void Runtime::extend(std::span<const SequenceId> ids, std::span<const std::span<const int32_t>> tokens) {
+  extend(ids, tokens, {});
+}
+
+void Runtime::extend(std::span<const SequenceId> ids, std::span<const std::span<const int32_t>> tokens,
+                     std::span<const std::span<const Injection>> injections) {
+  if (!injections.empty() && injections.size() != ids.size())
+    throw Error(ErrorKind::invalid_argument, "", "injections",
+                fmt::format("{} sequences but {} lists of injections", ids.size(), injections.size()));
   if (ids.size() != tokens.size())
     throw Error(ErrorKind::invalid_argument, "", "tokens",
                 fmt::format("{} sequences but {} runs of tokens", ids.size(), tokens.size()));
@@ -155,8 +194,10 @@ void Runtime::extend(std::span<const SequenceId> ids, std::span<const std::span<
                   fmt::format("sequence {} appears twice in one step", ids[i]));
     Impl::Sequence& seq = impl_->get(ids[i]);
     impl_->check_append(ids[i], seq, tokens[i]);
+    const std::span<const Injection> inj = injections.empty() ? std::span<const Injection>() : injections[i];
+    impl_->check_injections(tokens[i], inj);
     seqs.push_back(&seq);
-    items.push_back({tokens[i].data(), static_cast<int64_t>(tokens[i].size()), &seq.cache, false});
+    items.push_back({tokens[i].data(), static_cast<int64_t>(tokens[i].size()), &seq.cache, false, inj});
   }
   at::Tensor logits = impl_->transformer->forward(items);
   for (size_t i = 0; i < seqs.size(); ++i) {

@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -147,13 +148,17 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None) -
     return y + b if b is not None else y
 
 
-def forward(m: Model, ids: List[int]) -> torch.Tensor:
-    """Logits [T, vocab] (float32) for every position of `ids`."""
+def forward(m: Model, ids: List[int], inject=()) -> torch.Tensor:
+    """Logits [T, vocab] (float32) for every position of `ids`. `inject` is a
+    list of (offset, rows [n, hidden]): input embeddings that replace the token
+    embeddings at positions offset..offset+n (an encoded image)."""
     c = m.cfg
     T = len(ids)
     if any(i < 0 or i >= c.vocab for i in ids):
         raise SystemExit(f"token ids must be in [0, {c.vocab})")
-    x = m.get("model.embed_tokens.weight")[torch.tensor(ids, dtype=torch.long)]
+    x = m.get("model.embed_tokens.weight")[torch.tensor(ids, dtype=torch.long)].clone()
+    for offset, rows in inject:
+        x[offset:offset + rows.shape[0]] = rows
     pos = torch.arange(T, dtype=torch.float32)
     freqs = pos[:, None] * m.inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -211,6 +216,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--greedy", type=int, default=0)
     p.add_argument("--stop-at-eos", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--inject", action="append", default=[], metavar="OFFSET:FILE",
+                   help="replace the input embeddings from OFFSET with the rows of FILE (raw float32 [n, hidden])")
     a = p.parse_args(argv)
     try:
         ids = [int(s) for s in a.ids.split(",") if s.strip()]
@@ -220,7 +227,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--ids must name at least one token")
     torch.set_grad_enabled(False)
     m = Model(a.model_dir)
-    logits = forward(m, ids)
+    inject = []
+    for spec in a.inject:
+        offset, path = spec.split(":", 1)
+        rows = torch.from_numpy(np.fromfile(path, dtype="<f4").copy()).view(-1, m.cfg.hidden)
+        inject.append((int(offset), rows))
+    logits = forward(m, ids, inject)
     result: Dict[str, object] = {"n_tokens": logits.shape[0], "vocab": logits.shape[1],
                                  "argmax": [int(i) for i in logits.argmax(-1)]}
     if a.out_logits:
