@@ -6,6 +6,7 @@
 // meaning changes, and fields are only ever added within a version.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -92,6 +93,20 @@ struct Escalation {
   double threshold = 0;
 };
 
+// Visual chain-of-thought: where an agent looked. The model writes
+// <box>(x1,y1),(x2,y2)</box> to point at a region and <zoom>(...)</zoom> to
+// look closer, in 0-1000 coordinates relative to the image.
+struct VisualAction {
+  int32_t agent = 0;
+  std::string kind;                       // "box" or "zoom"
+  int32_t image = 0;                      // index of the request's image it refers to
+  std::array<double, 4> relative{};       // x1, y1, x2, y2 as written (0-1000)
+  std::array<int32_t, 4> box{};           // x0, y0, x1, y1 in the original image's pixels (x1, y1 exclusive)
+  int64_t token = 0;                      // the agent's generated tokens when it was written
+  bool applied = false;                   // zoom: the crop was encoded and appended to the agent's context
+  int32_t crop_width = 0, crop_height = 0;  // zoom: the crop's size in pixels
+};
+
 struct Usage {
   int64_t prompt_tokens = 0;      // prefilled tokens (each distinct prompt once)
   int64_t generated_tokens = 0;   // all agents, forced tokens included
@@ -131,6 +146,7 @@ struct ReasoningTrace {
   std::vector<AgentTrace> agents;
   std::vector<VoteEntry> votes;         // the final vote, most weight first
   std::vector<Escalation> escalations;
+  std::vector<VisualAction> visual_actions;  // every box and zoom, in the order written
   std::optional<double> early_stop_threshold;  // from the warm-up agents, when set
   std::string workspace;                // Contemplating: what round 2 saw
   std::string final_answer;             // normalised winner ("" when no agent answered)

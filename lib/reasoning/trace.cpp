@@ -139,6 +139,22 @@ Effort parse_effort(const std::string& name, const std::string& field) {
   return parse_name<Effort>(name, field, kEffortNames);
 }
 
+namespace {
+
+Json to_json(const VisualAction& a) {
+  return Json{{"agent", a.agent},
+              {"kind", a.kind},
+              {"image", a.image},
+              {"relative", {number(a.relative[0]), number(a.relative[1]), number(a.relative[2]), number(a.relative[3])}},
+              {"box", {a.box[0], a.box[1], a.box[2], a.box[3]}},
+              {"token", a.token},
+              {"applied", a.applied},
+              {"crop_width", a.crop_width},
+              {"crop_height", a.crop_height}};
+}
+
+}  // namespace
+
 std::string ReasoningTrace::to_json(int indent) const {
   Json j;
   j["schema_version"] = kSchemaVersion;
@@ -156,6 +172,9 @@ std::string ReasoningTrace::to_json(int indent) const {
   Json escalation_list = Json::array();
   for (const auto& e : escalations) escalation_list.push_back(musespark::to_json(e));
   j["escalations"] = std::move(escalation_list);
+  Json visual_list = Json::array();
+  for (const auto& a : visual_actions) visual_list.push_back(musespark::to_json(a));
+  j["visual_actions"] = std::move(visual_list);
   j["early_stop_threshold"] = early_stop_threshold ? number(*early_stop_threshold) : Json(nullptr);
   j["workspace"] = workspace;
   j["usage"] = musespark::to_json(usage);
