@@ -5,6 +5,9 @@
         [--layers 2] [--heads 4] [--kv-heads 2] [--head-dim N] [--intermediate 128]
         [--tie|--no-tie] [--dtype f32|bf16|f16] [--shards N] [--rope-scaling llama3]
         [--seed S] [--tokenizer-from DIR] [--max-pos 2048]
+        [--vision [--vision-image-size 28] [--vision-patch 14] [--vision-hidden 32]
+         [--vision-layers 2] [--vision-heads 4] [--vision-intermediate 64]
+         [--vision-act gelu_pytorch_tanh|gelu] [--vision-projector-act gelu|gelu_pytorch_tanh]]
 
 config.json uses the field names of the real Qwen3-0.6B, Qwen2.5 and
 Llama-3.2 configs; the tensors have the real HF names. Weights are random but
@@ -13,6 +16,13 @@ sizes; large enough at tiny sizes that attention is far from uniform and the
 logits vary visibly), norms are 1 + 0.1*randn, Qwen2 q/k/v biases are nonzero.
 Each tensor is drawn from a generator seeded by (seed, tensor name), so the
 values do not depend on --shards or on the order of writing.
+
+--vision makes a LLaVA-style multimodal model (lib/model/vision_config.hpp):
+config.json gains "vision_config" (a SigLIP-style ViT), "projector_hidden_act"
+and the image token fields, and the weights gain `vision_tower.*` and
+`multi_modal_projector.*`. The image token ids are the tokenizer's real
+<|image_pad|>, <|vision_start|>, <|vision_end|> with --tokenizer-from, else
+the ids just below bos/eos (vocab-3 image, vocab-5 start, vocab-4 end).
 
 A Qwen3-0.6B-shaped model (about 1.2 GB in bf16) for benchmarks:
     make_tiny_model.py OUT --arch qwen3 --vocab 151936 --hidden 1024 --layers 28 \
@@ -37,6 +47,8 @@ import safetensors_io as st  # noqa: E402
 
 ARCHITECTURES = {"qwen3": "Qwen3ForCausalLM", "qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}
 TORCH_DTYPE_NAMES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+VISION_ACTS = ["gelu", "gelu_pytorch_tanh"]
+VISION_TOKENS = ("<|image_pad|>", "<|vision_start|>", "<|vision_end|>")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -66,6 +78,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--open-think", action="store_true",
                    help="with --tokenizer-from (Qwen3): a template whose generation prompt opens <think>, "
                         "as Qwen3 Thinking-2507 does")
+    v = p.add_argument_group("vision (LLaVA-style multimodal model)")
+    v.add_argument("--vision", action="store_true", help="add a vision tower and projector")
+    v.add_argument("--vision-image-size", type=int, default=28)
+    v.add_argument("--vision-patch", type=int, default=14)
+    v.add_argument("--vision-hidden", type=int, default=32)
+    v.add_argument("--vision-layers", type=int, default=2)
+    v.add_argument("--vision-heads", type=int, default=4)
+    v.add_argument("--vision-intermediate", type=int, default=64)
+    v.add_argument("--vision-act", choices=VISION_ACTS, default="gelu_pytorch_tanh")
+    v.add_argument("--vision-projector-act", choices=VISION_ACTS, default="gelu")
     args = p.parse_args(argv)
     if args.tie is None:
         args.tie = args.arch == "qwen3"  # as Qwen3-0.6B; the others default to untied
@@ -87,6 +109,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--boost needs --no-tie (it scales lm_head rows)")
     if args.open_think and not args.tokenizer_from:
         p.error("--open-think needs --tokenizer-from")
+    if args.vision:
+        for name in ("image_size", "patch", "hidden", "layers", "heads", "intermediate"):
+            if getattr(args, "vision_" + name) < 1:
+                p.error(f"--vision-{name.replace('_', '-')} must be >= 1")
+        if args.vision_image_size % args.vision_patch:
+            p.error("--vision-patch must divide --vision-image-size")
+        if args.vision_hidden % args.vision_heads:
+            p.error("--vision-heads must divide --vision-hidden")
     return args
 
 
@@ -124,6 +154,16 @@ def tokenizer_ids(tok_dir: str, arch: str) -> Dict[str, object]:
         eos_ids += [i for i in (lookup("<|eom_id|>"), lookup("<|eot_id|>")) if i is not None]
     eos_ids = sorted(set(eos_ids))
     return {"size": size, "bos": bos, "eos": eos_ids[0] if len(eos_ids) == 1 else (eos_ids or None)}
+
+
+def tokenizer_vision_ids(tok_dir: str) -> Dict[str, int]:
+    """The ids of the image tokens among tokenizer.json's added_tokens."""
+    with open(os.path.join(tok_dir, "tokenizer.json"), encoding="utf-8") as f:
+        added = {t["content"]: t["id"] for t in json.load(f).get("added_tokens", [])}
+    missing = [t for t in VISION_TOKENS if t not in added]
+    if missing:
+        raise SystemExit(f"--vision: the tokenizer has no {', '.join(missing)} among its added_tokens")
+    return {t: added[t] for t in VISION_TOKENS}
 
 
 # ---------------------------------------------------------------- config
@@ -172,6 +212,29 @@ def make_config(a: argparse.Namespace, vocab: int, bos, eos) -> dict:
     return dict(sorted(cfg.items()))
 
 
+def add_vision_config(cfg: dict, a: argparse.Namespace, token_ids: Dict[str, int]) -> dict:
+    """The multimodal fields (names as lib/model/vision_config.hpp documents them)."""
+    image, start, end = VISION_TOKENS
+    cfg = dict(cfg)
+    cfg["vision_config"] = {
+        "model_type": "musespark_vit",
+        "image_size": a.vision_image_size,
+        "patch_size": a.vision_patch,
+        "num_channels": 3,
+        "hidden_size": a.vision_hidden,
+        "intermediate_size": a.vision_intermediate,
+        "num_hidden_layers": a.vision_layers,
+        "num_attention_heads": a.vision_heads,
+        "layer_norm_eps": 1e-06,
+        "hidden_act": a.vision_act,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    cfg.update({"projector_hidden_act": a.vision_projector_act, "image_token": image,
+                "image_token_id": token_ids[image], "vision_start_token": start, "vision_end_token": end})
+    return dict(sorted(cfg.items()))
+
+
 # ---------------------------------------------------------------- weights
 
 
@@ -201,6 +264,32 @@ def tensor_specs(cfg: dict, a: argparse.Namespace) -> List[st.TensorSpec]:
     specs.append(st.TensorSpec("model.norm.weight", dt, (H,)))
     if not a.tie:
         specs.append(st.TensorSpec("lm_head.weight", dt, (V, H)))
+    if a.vision:
+        specs += vision_tensor_specs(a, dt)
+    return specs
+
+
+def vision_tensor_specs(a: argparse.Namespace, dt: str) -> List[st.TensorSpec]:
+    D, I, P, T = a.vision_hidden, a.vision_intermediate, a.vision_patch, a.hidden
+    n_patches = (a.vision_image_size // P) ** 2
+    vm = "vision_tower.vision_model."
+    specs = [st.TensorSpec(vm + "embeddings.patch_embedding.weight", dt, (D, 3, P, P)),
+             st.TensorSpec(vm + "embeddings.patch_embedding.bias", dt, (D,)),
+             st.TensorSpec(vm + "embeddings.position_embedding.weight", dt, (n_patches, D))]
+    for i in range(a.vision_layers):
+        p = f"{vm}encoder.layers.{i}."
+        specs += [st.TensorSpec(p + "layer_norm1.weight", dt, (D,)), st.TensorSpec(p + "layer_norm1.bias", dt, (D,))]
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            specs += [st.TensorSpec(f"{p}self_attn.{proj}.weight", dt, (D, D)),
+                      st.TensorSpec(f"{p}self_attn.{proj}.bias", dt, (D,))]
+        specs += [st.TensorSpec(p + "layer_norm2.weight", dt, (D,)), st.TensorSpec(p + "layer_norm2.bias", dt, (D,)),
+                  st.TensorSpec(p + "mlp.fc1.weight", dt, (I, D)), st.TensorSpec(p + "mlp.fc1.bias", dt, (I,)),
+                  st.TensorSpec(p + "mlp.fc2.weight", dt, (D, I)), st.TensorSpec(p + "mlp.fc2.bias", dt, (D,))]
+    specs += [st.TensorSpec(vm + "post_layernorm.weight", dt, (D,)), st.TensorSpec(vm + "post_layernorm.bias", dt, (D,)),
+              st.TensorSpec("multi_modal_projector.linear_1.weight", dt, (T, D)),
+              st.TensorSpec("multi_modal_projector.linear_1.bias", dt, (T,)),
+              st.TensorSpec("multi_modal_projector.linear_2.weight", dt, (T, T)),
+              st.TensorSpec("multi_modal_projector.linear_2.bias", dt, (T,))]
     return specs
 
 
@@ -208,11 +297,13 @@ def random_tensor(spec: st.TensorSpec, seed: int) -> torch.Tensor:
     """The values of one tensor: depend only on (seed, name, shape)."""
     g = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(spec.name.encode())) % (2 ** 63))
     name, shape = spec.name, spec.shape
-    if name.endswith("norm.weight"):
+    if name.endswith("norm.weight") or name.endswith(("layer_norm1.weight", "layer_norm2.weight")):
         return 1.0 + 0.1 * torch.randn(shape, generator=g)
     if name.endswith(".bias"):
         return 0.2 * torch.randn(shape, generator=g)
-    fan_in = shape[1]  # [out, in] for projections; [vocab, hidden] for embeddings and lm_head
+    # [out, in] for projections; [vocab, hidden] for embeddings and lm_head;
+    # [out, channels, p, p] for the patch convolution.
+    fan_in = math.prod(shape[1:])
     return torch.randn(shape, generator=g) * (1.0 / math.sqrt(fan_in))
 
 
@@ -221,8 +312,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(a.out_dir, exist_ok=True)
     bos, eos = None, None
     vocab = a.vocab if a.vocab is not None else 512
+    vision_ids: Dict[str, int] = {}
     if a.tokenizer_from:
         info = tokenizer_ids(a.tokenizer_from, a.arch)
+        if a.vision:
+            vision_ids = tokenizer_vision_ids(a.tokenizer_from)
         needed = -(-info["size"] // 128) * 128
         vocab = max(a.vocab or 0, needed)
         bos, eos = info["bos"], info["eos"]
@@ -241,7 +335,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         # No tokenizer: the last ids stand for the special tokens.
         bos, eos = vocab - 2, vocab - 1
+        if a.vision and vocab < 5:
+            raise SystemExit("--vision without --tokenizer-from needs --vocab >= 5 (5 special ids)")
+        vision_ids = dict(zip(VISION_TOKENS, (vocab - 3, vocab - 5, vocab - 4)))
     cfg = make_config(a, vocab, bos, eos)
+    if a.vision:
+        cfg = add_vision_config(cfg, a, vision_ids)
     with open(os.path.join(a.out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
