@@ -55,9 +55,19 @@ struct ModelInfo {
   // row of the embedding table (the roofline of DESIGN.md's "Performance").
   int64_t bytes_per_token = 0;
   std::vector<int32_t> eos_token_ids;  // from config.json (may be empty)
+
+  // Vision (models with a vision_config: a ViT and a projector).
+  bool vision = false;
+  int64_t image_tokens = 0;          // placeholder tokens per image (and per zoom-in)
+  int32_t image_token_id = -1;       // the placeholder token
+  std::string image_token;           // its text, e.g. "<|image_pad|>"
+  std::string vision_start_token;    // written before the placeholders (may be empty)
+  std::string vision_end_token;      // written after them (may be empty)
 };
 
 class Runtime;
+class Image;
+class Embeddings;
 
 // An immutable loaded model. Share it (std::shared_ptr<const Model>) between
 // as many Runtimes and threads as you like: nothing in it changes after load.
@@ -71,6 +81,12 @@ class Model {
                                            const ModelOptions& options = {});
 
   const ModelInfo& info() const noexcept;
+
+  // Encodes an image for the text model (vision models only): resized and
+  // normalised as vision_config says, through the ViT and the projector;
+  // info().image_tokens rows, to inject at the image's placeholder tokens.
+  // Error{unsupported} for a model without vision. Thread-safe.
+  std::shared_ptr<const Embeddings> encode_image(const Image& image) const;
 
   ~Model();
   Model(const Model&) = delete;

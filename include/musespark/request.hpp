@@ -3,21 +3,27 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "musespark/answer.hpp"
+#include "musespark/image.hpp"
 #include "musespark/sampling.hpp"
 #include "musespark/trace.hpp"
 
 namespace musespark {
 
-// One part of a message. Image parts are added by the multimodal milestone.
+// One part of a message: text, or an image (for models with vision).
 struct Part {
-  enum class Kind { text };
+  enum class Kind { text, image };
   Kind kind = Kind::text;
   std::string text;
+  std::shared_ptr<const Image> image;  // set for Kind::image
+
+  static Part of_text(std::string text);
+  static Part of_image(Image image);
 };
 
 struct Message {
@@ -25,6 +31,8 @@ struct Message {
   std::vector<Part> parts;
 
   static Message text(std::string role, std::string text);
+  // A message with images first, then the text.
+  static Message with_images(std::string role, std::vector<Image> images, std::string text);
   std::string joined_text() const;  // all text parts, in order
 };
 
@@ -74,6 +82,17 @@ struct Request {
   // auto_agreement_threshold.
   double auto_confidence_threshold = 0;
   double auto_agreement_threshold = 0.6;
+
+  // Visual chain-of-thought: an agent's <zoom>(x1,y1),(x2,y2)</zoom> crops
+  // that region of the first image, encodes it and appends it to the agent's
+  // context, at most this many times per agent (further zooms are recorded,
+  // not applied).
+  int32_t max_zooms = 2;
+
+  // Text each agent's reply starts with, fed as if the model had written it
+  // (after any <think> the template opens): steers the format, or drives the
+  // visual tools (e.g. "<zoom>(0,0),(500,500)</zoom>"). Counted as forced.
+  std::string assistant_prefix;
 
   bool record_token_confidence = false;  // per-token series in the trace
   AnswerExtractor extractor = AnswerExtractor::standard();

@@ -4,6 +4,9 @@
 #include <thread>
 
 #include "model/model_impl.hpp"
+#include "model/vision_config.hpp"
+#include "musespark/image.hpp"
+#include "musespark/runtime.hpp"
 #include "musespark/error.hpp"
 
 namespace musespark {
@@ -20,6 +23,16 @@ Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 const ModelInfo& Model::info() const noexcept { return impl_->info; }
+
+std::shared_ptr<const Embeddings> Model::encode_image(const Image& image) const {
+  if (!impl_->vision)
+    throw Error(ErrorKind::unsupported, (impl_->info.directory / "config.json").string(), "vision_config",
+                "this model has no vision encoder: it cannot see images");
+  std::vector<float> pixels = detail::preprocess(image, impl_->preprocess);
+  auto rows = std::make_unique<Embeddings::Impl>();
+  rows->rows = impl_->vision->encode(pixels);
+  return std::make_shared<const Embeddings>(std::move(rows));
+}
 
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory, const ModelOptions& options) {
   if (!std::filesystem::is_directory(directory))
@@ -65,6 +78,26 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   info.parameter_count = impl->transformer->parameter_count();
   info.bytes_per_token = impl->transformer->bytes_per_token();
   for (int64_t id : config.eos_token_ids) info.eos_token_ids.push_back(static_cast<int32_t>(id));
+
+  if (auto vision = detail::load_vision_config(directory / "config.json")) {
+    const std::string file = (directory / "config.json").string();
+    if (vision->num_channels != 3 || vision->image_mean.size() != 3 || vision->image_std.size() != 3)
+      throw Error(ErrorKind::unsupported, file, "vision_config.num_channels", "only RGB (3 channels) is supported");
+    if (vision->image_token_id >= config.vocab_size)
+      throw Error(ErrorKind::format, file, "image_token_id", "outside the vocabulary");
+    impl->preprocess.image_size = static_cast<int32_t>(vision->image_size);
+    for (int c = 0; c < 3; ++c) {
+      impl->preprocess.mean[c] = static_cast<float>(vision->image_mean[c]);
+      impl->preprocess.std[c] = static_cast<float>(vision->image_std[c]);
+    }
+    info.vision = true;
+    info.image_token_id = static_cast<int32_t>(vision->image_token_id);
+    info.image_token = vision->image_token;
+    info.vision_start_token = vision->vision_start_token;
+    info.vision_end_token = vision->vision_end_token;
+    impl->vision = std::make_unique<detail::VisionEncoder>(*vision, store, config.hidden_size, dtype);
+    info.image_tokens = impl->vision->tokens_per_image();
+  }
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }
 

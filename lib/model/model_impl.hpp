@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "model/transformer.hpp"
+#include "model/vision_encoder.hpp"
+#include "vision/preprocess.hpp"
 #include "musespark/model.hpp"
 
 namespace musespark {
@@ -11,6 +13,8 @@ namespace musespark {
 struct Model::Impl {
   ModelInfo info;
   std::unique_ptr<detail::Transformer> transformer;
+  std::unique_ptr<detail::VisionEncoder> vision;  // null without vision_config
+  detail::PreprocessConfig preprocess{};
 };
 
 }  // namespace musespark

@@ -10,6 +10,7 @@
 #include "musespark/error.hpp"
 #include "reasoning/confidence.hpp"
 #include "reasoning/steps.hpp"
+#include "reasoning/visual.hpp"
 #include "reasoning/vote.hpp"
 
 namespace musespark::detail {
@@ -60,6 +61,10 @@ struct Agent {
   int64_t thinking_tokens = 0, answer_tokens = 0, forced_tokens = 0;
   bool budget_closed = false;
   std::vector<int32_t> forced;     // tokens to inject next step
+  std::vector<char> forced_silent; // per forced token: an image placeholder (no text, no budget)
+  std::vector<Injection> forced_injections;  // offsets within `forced`
+  size_t visual_scan = 0;          // thinking-relative end of the last visual tag seen
+  int32_t zooms = 0;
 
   Agent(AgentPlan p, const SamplingParams& s, int32_t window, const Tokenizer& tok)
       : plan(std::move(p)), sampler(s), stream(std::make_unique<Tokenizer::StreamDecoder>(tok)),
@@ -85,7 +90,9 @@ class RoundRunner {
 
  private:
   void start(std::span<const AgentPlan> plans);
-  void take_token(Agent& a, int32_t token, bool forced);
+  void take_token(Agent& a, int32_t token, bool forced, bool silent = false);
+  void visual_tags(Agent& a, std::string_view thinking);
+  void queue_forced(Agent& a, std::span<const int32_t> tokens, bool silent);
   void update_text(Agent& a);
   void finish(Agent& a, AgentStop why);
   void cast_votes();
@@ -120,8 +127,11 @@ class RoundRunner {
   RequestState& st_;
   std::vector<std::unique_ptr<Agent>> agents_;
   std::vector<int32_t> closing_;
+  std::vector<int32_t> prefix_;  // the assistant prefix, forced at every agent's start
   std::optional<double> threshold_;
   std::vector<VoteEntry> votes_;
+  std::vector<VisualAction> visual_actions_;
+  std::vector<std::vector<Injection>> feed_injections_;  // per fed agent this step
   SequenceId root_ = 0;
 };
 
@@ -131,16 +141,24 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
   const int64_t prompt_len = static_cast<int64_t>(cfg_.prompt.size());
   if (cfg_.base) {
     root_ = rt_.fork(*cfg_.base, prompt_len - cfg_.shared_prefix, cfg_.shared_prefix);
-    rt_.prefill(root_, std::span(cfg_.prompt).subspan(cfg_.shared_prefix));
+    // Images inside the shared prefix are already in its KV; the rest move
+    // with the suffix. (share_prefix never splits an image.)
+    std::vector<Injection> suffix_injections;
+    for (const auto& inj : cfg_.prompt_injections)
+      if (inj.offset >= cfg_.shared_prefix) suffix_injections.push_back({inj.offset - cfg_.shared_prefix, inj.embeddings});
+    rt_.prefill(root_, std::span(cfg_.prompt).subspan(cfg_.shared_prefix), nullptr, suffix_injections);
     st_.usage.prompt_tokens += prompt_len - cfg_.shared_prefix;
   } else {
     root_ = rt_.create(prompt_len);
-    rt_.prefill(root_, cfg_.prompt);
+    rt_.prefill(root_, cfg_.prompt, nullptr, cfg_.prompt_injections);
     st_.usage.prompt_tokens += prompt_len;
   }
   st_.usage.prefill_seconds += seconds(Clock::now() - t0);
 
-  const int64_t per_agent = int64_t(cfg_.max_thinking_tokens) + int64_t(closing_.size()) + cfg_.max_answer_tokens + 1;
+  if (!cfg_.assistant_prefix.empty()) prefix_ = tok_.encode(cfg_.assistant_prefix);
+  const int64_t per_agent = int64_t(cfg_.max_thinking_tokens) + int64_t(closing_.size()) + cfg_.max_answer_tokens + 1 +
+                            int64_t(cfg_.max_zooms) * static_cast<int64_t>(cfg_.image_run.size()) +
+                            static_cast<int64_t>(prefix_.size());
   const int64_t room = rt_.model().info().max_context - prompt_len;
   if (room < 2)
     throw Error(ErrorKind::context_overflow, "", "prompt",
@@ -165,6 +183,7 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
   const bool any_other = std::any_of(agents_.begin(), agents_.end(), [](auto& a) { return !a->plan.warmup; });
   if (cfg_.early_stop && cfg_.warmup_first && any_warmup && any_other)
     for (auto& a : agents_) a->waiting = !a->plan.warmup;
+  for (auto& a : agents_) queue_forced(*a, prefix_, false);
   for (auto& a : agents_)
     if (!a->waiting) announce(*a);
 }
@@ -179,7 +198,44 @@ void RoundRunner::emit_step(Agent& a, std::string_view paragraph) {
   emit(e);
 }
 
-void RoundRunner::take_token(Agent& a, int32_t token, bool forced) {
+void RoundRunner::queue_forced(Agent& a, std::span<const int32_t> tokens, bool silent) {
+  a.forced.insert(a.forced.end(), tokens.begin(), tokens.end());
+  a.forced_silent.insert(a.forced_silent.end(), tokens.size(), silent ? 1 : 0);
+}
+
+// Boxes and zooms the agent has just closed in its thinking. A zoom crops
+// the first image, encodes the crop and queues it (placeholder tokens with
+// the crop's embeddings) to be appended to this agent's context.
+void RoundRunner::visual_tags(Agent& a, std::string_view thinking) {
+  for (const VisualTag& tag : find_visual_tags(thinking, a.visual_scan)) {
+    a.visual_scan = tag.end;
+    VisualAction v;
+    v.agent = a.plan.id;
+    v.kind = tag.kind == VisualTag::Kind::zoom ? "zoom" : "box";
+    v.relative = tag.relative;
+    v.token = a.generated();
+    if (cfg_.zoom_image) v.box = to_pixels(tag.relative, cfg_.zoom_image->width(), cfg_.zoom_image->height());
+    if (tag.kind == VisualTag::Kind::zoom && cfg_.zoom_image && cfg_.model && a.zooms < cfg_.max_zooms) {
+      Image crop = cfg_.zoom_image->crop(v.box[0], v.box[1], v.box[2], v.box[3]);
+      v.crop_width = crop.width();
+      v.crop_height = crop.height();
+      v.applied = true;
+      ++a.zooms;
+      a.forced_injections.push_back(
+          {static_cast<int64_t>(a.forced.size()) + cfg_.image_run_offset, cfg_.model->encode_image(crop)});
+      queue_forced(a, cfg_.image_run, true);
+    }
+    visual_actions_.push_back(v);
+  }
+}
+
+void RoundRunner::take_token(Agent& a, int32_t token, bool forced, bool silent) {
+  if (silent) {
+    // An image placeholder of a zoom-in: input, not text and not thinking.
+    ++a.forced_tokens;
+    ++st_.usage.prompt_tokens;
+    return;
+  }
   const bool stop_token =
       std::find(cfg_.stop_token_ids.begin(), cfg_.stop_token_ids.end(), token) != cfg_.stop_token_ids.end();
   // Injected tokens close a thought: they count as thinking, never against
@@ -198,7 +254,7 @@ void RoundRunner::take_token(Agent& a, int32_t token, bool forced) {
   if (a.phase != Phase::answer && !a.budget_closed && a.thinking_tokens >= cfg_.max_thinking_tokens) {
     // Close the thought gracefully: the closing text goes in as forced tokens.
     a.budget_closed = true;
-    a.forced = closing_;
+    queue_forced(a, closing_, false);
     if (a.phase == Phase::opening) {
       // It never opened a thought: treat what it wrote as thinking.
       a.phase = Phase::thinking;
@@ -239,6 +295,7 @@ void RoundRunner::update_text(Agent& a) {
         ++a.answer_start;
     }
     std::string_view thinking = std::string_view(a.raw).substr(a.think_start, (at == std::string::npos ? a.raw.size() : at) - a.think_start);
+    visual_tags(a, thinking);
     const size_t ready = at == std::string::npos ? thinking.size() - partial_tag(thinking, kClose) : thinking.size();
     if (ready > a.emitted_thinking) {
       Event e = agent_event(EventKind::text_delta, a);
@@ -292,6 +349,8 @@ void RoundRunner::finish(Agent& a, AgentStop why) {
   a.stop = why;
   a.raw += a.stream->flush();
   a.forced.clear();
+  a.forced_silent.clear();
+  a.forced_injections.clear();
   if (a.phase != Phase::answer) {
     // Stopped mid-thought: everything so far is thinking, there is no answer.
     if (a.phase == Phase::opening) a.think_start = 0;
@@ -410,6 +469,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
     }
     ids.clear();
     feeds.clear();
+    feed_injections_.clear();
     // Sampling is independent per agent (each has its own sampler and
     // stream): it runs in parallel, then tokens are taken in agent order.
     std::vector<Agent*> sampling;
@@ -425,11 +485,15 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
       Agent& a = *ap;
       if (!a.active || a.waiting) continue;
       std::vector<int32_t> feed;
+      std::vector<Injection> feed_injections;
       if (!a.forced.empty()) {
-        // Injected text goes in whole, in this same batched pass.
+        // Injected text (and zoomed-in images) go in whole, in this same batched pass.
         feed.swap(a.forced);
-        for (int32_t t : feed) {
-          take_token(a, t, true);
+        feed_injections.swap(a.forced_injections);
+        std::vector<char> silent;
+        silent.swap(a.forced_silent);
+        for (size_t i = 0; i < feed.size(); ++i) {
+          take_token(a, feed[i], true, silent[i] != 0);
           if (!a.active) break;
         }
       } else {
@@ -442,6 +506,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
       if (a.active) {
         ids.push_back(a.seq);
         feeds.push_back(std::move(feed));
+        feed_injections_.push_back(std::move(feed_injections));
       }
     }
     apply_stops();
@@ -449,14 +514,16 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
     // Only agents still running are fed.
     std::vector<SequenceId> live_ids;
     std::vector<std::span<const int32_t>> live_feeds;
+    std::vector<std::span<const Injection>> live_injections;
     for (size_t i = 0; i < ids.size(); ++i) {
       auto it = std::find_if(agents_.begin(), agents_.end(), [&](auto& a) { return a->seq == ids[i]; });
       if ((*it)->active) {
         live_ids.push_back(ids[i]);
         live_feeds.emplace_back(feeds[i]);
+        live_injections.emplace_back(feed_injections_[i]);
       }
     }
-    if (!live_ids.empty()) rt_.extend(live_ids, live_feeds);
+    if (!live_ids.empty()) rt_.extend(live_ids, live_feeds, live_injections);
   }
   st_.usage.decode_seconds += seconds(Clock::now() - t0);
 
@@ -470,6 +537,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
     if (!t.normalized_answer.empty()) ballots.push_back({t.id, t.normalized_answer, t.answer, t.vote_weight});
   result.votes = tally(ballots);
   result.threshold = threshold_;
+  result.visual_actions = visual_actions_;
   result.root = root_;
   return result;
 }

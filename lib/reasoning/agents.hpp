@@ -50,6 +50,18 @@ struct RoundConfig {
   bool consensus_stop = true;
   bool record_token_confidence = false;
   const AnswerExtractor* extractor = nullptr;
+  std::string assistant_prefix;  // forced at the start of every agent
+
+  // Images: embeddings to inject into the prompt (offsets in `prompt`).
+  std::vector<Injection> prompt_injections;
+  // Zoom-ins: an agent's <zoom> crops `zoom_image`, encodes it with `model`
+  // and appends `image_run` (the placeholder tokens, with the crop's
+  // embeddings at `image_run_offset`), at most max_zooms times per agent.
+  const Model* model = nullptr;
+  const Image* zoom_image = nullptr;
+  int32_t max_zooms = 0;
+  std::vector<int32_t> image_run;
+  int64_t image_run_offset = 0;
 };
 
 // What all rounds of one request share.
@@ -67,6 +79,7 @@ struct RoundResult {
   std::vector<AgentTrace> agents;
   std::vector<VoteEntry> votes;
   std::optional<double> threshold;
+  std::vector<VisualAction> visual_actions;
   SequenceId root = 0;           // holds the round's prompt; released by the caller
 };
 

@@ -12,10 +12,31 @@
 
 namespace musespark {
 
+Part Part::of_text(std::string text) {
+  Part p;
+  p.text = std::move(text);
+  return p;
+}
+
+Part Part::of_image(Image image) {
+  Part p;
+  p.kind = Kind::image;
+  p.image = std::make_shared<const Image>(std::move(image));
+  return p;
+}
+
 Message Message::text(std::string role, std::string text) {
   Message m;
   m.role = std::move(role);
-  m.parts.push_back({Part::Kind::text, std::move(text)});
+  m.parts.push_back(Part::of_text(std::move(text)));
+  return m;
+}
+
+Message Message::with_images(std::string role, std::vector<Image> images, std::string text) {
+  Message m;
+  m.role = std::move(role);
+  for (auto& image : images) m.parts.push_back(Part::of_image(std::move(image)));
+  m.parts.push_back(Part::of_text(std::move(text)));
   return m;
 }
 
@@ -107,6 +128,11 @@ void validate(const Request& r) {
     user = user || role == "user";
   }
   if (!user) bad("messages", "there is no user message");
+  for (size_t i = 0; i < r.messages.size(); ++i)
+    for (size_t j = 0; j < r.messages[i].parts.size(); ++j)
+      if (r.messages[i].parts[j].kind == Part::Kind::image && !r.messages[i].parts[j].image)
+        bad(fmt::format("messages[{}].parts[{}].image", i, j), "an image part without an image");
+  if (r.max_zooms < 0) bad("max_zooms", "must not be negative");
   const Budgets& b = r.budgets;
   if (b.agents < 0 || b.agents > 64) bad("budgets.agents", fmt::format("must be 0 (by effort) to 64, got {}", b.agents));
   if (b.refine_agents < 0 || b.refine_agents > 64)
@@ -165,7 +191,17 @@ Result Engine::ask(const Request& request, const EventCallback& on_event) const 
   state.on_event = &on_event;
 
   Runtime runtime(impl_->model);
-  detail::ModeContext ctx{runtime, impl_->tokenizer, impl_->chat, request, impl_->stop_token_ids, state, trace};
+  detail::ModeContext ctx{*impl_->model, runtime, impl_->tokenizer, impl_->chat, request, impl_->stop_token_ids, state,
+                          trace};
+  // Every image is encoded once, and shared by every agent and round.
+  for (const auto& m : request.messages)
+    for (const auto& p : m.parts)
+      if (p.kind == Part::Kind::image) {
+        ctx.images.push_back(p.image.get());
+        auto t0 = detail::Clock::now();
+        ctx.image_embeddings.push_back(impl_->model->encode_image(*p.image));
+        state.usage.prefill_seconds += std::chrono::duration<double>(detail::Clock::now() - t0).count();
+      }
   switch (request.mode) {
     case Mode::instant: detail::run_instant(ctx); break;
     case Mode::thinking: detail::run_thinking(ctx); break;

@@ -1,5 +1,7 @@
 #include "reasoning/modes.hpp"
 
+#include "musespark/error.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -18,9 +20,21 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::vector<ChatMessage> chat_messages(const std::vector<Message>& messages) {
+// The placeholder text of one image: start marker, one image token per
+// embedding row, end marker. The tokenizer turns each into its special token.
+std::string image_placeholder(const ModelInfo& info) {
+  std::string s = info.vision_start_token;
+  for (int64_t i = 0; i < info.image_tokens; ++i) s += info.image_token;
+  return s + info.vision_end_token;
+}
+
+std::vector<ChatMessage> chat_messages(const ModeContext& ctx, const std::vector<Message>& messages) {
   std::vector<ChatMessage> out;
-  for (const auto& m : messages) out.push_back({m.role, m.joined_text()});
+  for (const auto& m : messages) {
+    std::string content;
+    for (const auto& p : m.parts) content += p.kind == Part::Kind::image ? image_placeholder(ctx.model.info()) : p.text;
+    out.push_back({m.role, std::move(content)});
+  }
   return out;
 }
 
@@ -31,6 +45,7 @@ bool ends_with(std::string_view s, std::string_view tail) {
 struct Prompt {
   std::vector<int32_t> tokens;
   bool opens_think = false;
+  std::vector<Injection> injections;  // the images' embeddings at their placeholder runs
 };
 
 Prompt make_prompt(const ModeContext& ctx, const std::vector<ChatMessage>& messages, bool thinking) {
@@ -38,6 +53,26 @@ Prompt make_prompt(const ModeContext& ctx, const std::vector<ChatMessage>& messa
   Prompt p;
   p.opens_think = thinking && (ends_with(text, "<think>\n") || ends_with(text, "<think>"));
   p.tokens = ctx.tokenizer.encode(text);
+  if (!ctx.images.empty()) {
+    // Each image is one run of exactly image_tokens placeholder tokens, in order.
+    const ModelInfo& info = ctx.model.info();
+    size_t image = 0;
+    for (size_t i = 0; i < p.tokens.size();) {
+      if (p.tokens[i] != info.image_token_id) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < p.tokens.size() && p.tokens[j] == info.image_token_id) ++j;
+      if (image >= ctx.images.size() || static_cast<int64_t>(j - i) != info.image_tokens)
+        throw Error(ErrorKind::invalid_argument, "", "messages",
+                    "the text contains the image placeholder token " + info.image_token);
+      p.injections.push_back({static_cast<int64_t>(i), ctx.image_embeddings[image++]});
+      i = j;
+    }
+    if (image != ctx.images.size())
+      throw Error(ErrorKind::internal, "", "messages", "an image's placeholder tokens were not found in the prompt");
+  }
   return p;
 }
 
@@ -70,6 +105,16 @@ RoundConfig base_config(const ModeContext& ctx, const Prompt& prompt, bool think
   c.consensus_stop = r.consensus_stop && !instant;
   c.record_token_confidence = r.record_token_confidence;
   c.extractor = &r.extractor;
+  c.prompt_injections = prompt.injections;
+  c.assistant_prefix = r.assistant_prefix;
+  if (!ctx.images.empty() && !instant) {
+    const ModelInfo& info = ctx.model.info();
+    c.model = &ctx.model;
+    c.zoom_image = ctx.images.front();
+    c.max_zooms = r.max_zooms;
+    c.image_run = ctx.tokenizer.encode(image_placeholder(info));
+    c.image_run_offset = info.vision_start_token.empty() ? 0 : 1;
+  }
   return c;
 }
 
@@ -110,6 +155,7 @@ void decide(ReasoningTrace& trace, const std::vector<VoteEntry>& votes) {
 
 void append(ReasoningTrace& trace, RoundResult& r) {
   for (auto& a : r.agents) trace.agents.push_back(std::move(a));
+  for (auto& v : r.visual_actions) trace.visual_actions.push_back(std::move(v));
   if (r.threshold) trace.early_stop_threshold = r.threshold;
 }
 
@@ -126,6 +172,10 @@ void escalate(ModeContext& ctx, Mode from, Mode to, const std::string& reason, d
 void share_prefix(RoundConfig& c, const std::vector<int32_t>& first, SequenceId base) {
   size_t common = 0;
   while (common < first.size() && common + 1 < c.prompt.size() && first[common] == c.prompt[common]) ++common;
+  // Never split an image: its rows are injected as a whole.
+  for (const auto& inj : c.prompt_injections)
+    if (inj.offset < static_cast<int64_t>(common) && inj.offset + inj.embeddings->rows() > static_cast<int64_t>(common))
+      common = static_cast<size_t>(inj.offset);
   if (common > 0) {
     c.base = base;
     c.shared_prefix = static_cast<int64_t>(common);
@@ -170,7 +220,7 @@ void run_one_round(ModeContext& ctx, Mode mode) {
   const bool instant = mode == Mode::instant;
   ctx.trace.mode_used = mode;
   const ModeBudgets b = budgets_for(ctx.request, mode);
-  Prompt prompt = make_prompt(ctx, chat_messages(ctx.request.messages), !instant);
+  Prompt prompt = make_prompt(ctx, chat_messages(ctx, ctx.request.messages), !instant);
   RoundConfig c = base_config(ctx, prompt, !instant, b.max_thinking_tokens, instant);
   auto p = plans(ctx, b.agents, 1, instant ? "instant" : "agent");
   RoundResult r = run_round(ctx.runtime, ctx.tokenizer, c, p, ctx.state);
@@ -188,7 +238,7 @@ void run_thinking(ModeContext& ctx) { run_one_round(ctx, Mode::thinking); }
 void run_contemplating(ModeContext& ctx) {
   ctx.trace.mode_used = Mode::contemplating;
   const ModeBudgets rec = budgets_for(ctx.request, Mode::contemplating);
-  auto messages = chat_messages(ctx.request.messages);
+  auto messages = chat_messages(ctx, ctx.request.messages);
   Prompt first = make_prompt(ctx, messages, true);
   RoundConfig c1 = base_config(ctx, first, true, rec.max_thinking_tokens, false);
   auto p1 = plans(ctx, rec.agents, 1, "agent");

@@ -8,6 +8,7 @@ namespace musespark::detail {
 
 // Everything a mode needs to run one request.
 struct ModeContext {
+  const Model& model;
   Runtime& runtime;
   const Tokenizer& tokenizer;
   const ChatTemplate& chat;
@@ -15,6 +16,9 @@ struct ModeContext {
   const std::vector<int32_t>& stop_token_ids;
   RequestState& state;
   ReasoningTrace& trace;
+  // The request's images in order of appearance, each encoded once.
+  std::vector<const Image*> images{};
+  std::vector<std::shared_ptr<const Embeddings>> image_embeddings{};
 };
 
 // A mode's budgets: the request's own where given, else its effort's.

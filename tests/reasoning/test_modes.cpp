@@ -98,7 +98,7 @@ TEST_CASE("modes: thinking agents close their thought at the budget, then answer
   }
 }
 
-TEST_CASE("modes: the same request and seed give the same trace; another seed does not") {
+TEST_CASE("modes: the same request and seed give the same trace, another seed does not") {
   const Engine& e = thinker();
   Request req = thinking_request(3, 10, 5, 42);
   req.early_stop = true;
