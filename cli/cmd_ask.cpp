@@ -16,6 +16,8 @@
 #include "common.hpp"
 #include "model_args.hpp"
 #include "musespark/engine.hpp"
+#include "musespark/error.hpp"
+#include "musespark/render.hpp"
 
 namespace musespark::cli {
 namespace {
@@ -23,6 +25,10 @@ namespace {
 struct AskArgs {
   ModelArgs model;
   std::string question;
+  std::vector<std::string> images;
+  std::string render;
+  std::string prefix;
+  int32_t max_zooms = 2;
   std::string mode = "auto";
   std::string effort = "medium";
   Budgets budgets;
@@ -167,6 +173,15 @@ void run(const AskArgs& a) {
   options.model = a.model.options();
   Engine engine = Engine::load(a.model.model_dir, options);
   Request request = Request::question(a.question, parse_mode(a.mode, "--mode"), parse_effort(a.effort, "--effort"));
+  if (!a.images.empty()) {
+    std::vector<Image> images;
+    for (const auto& file : a.images) images.push_back(Image::load(file));
+    request.messages = {Message::with_images("user", std::move(images), a.question)};
+  } else if (!a.render.empty()) {
+    throw Error(ErrorKind::invalid_argument, "", "--render", "needs an --image to draw on");
+  }
+  request.max_zooms = a.max_zooms;
+  request.assistant_prefix = a.prefix;
   request.budgets = a.budgets;
   request.seed = a.seed;
   request.early_stop = !a.no_early_stop;
@@ -187,6 +202,11 @@ void run(const AskArgs& a) {
   } else {
     print_summary(result);
   }
+  if (!a.render.empty()) {
+    const auto* first = request.messages[0].parts[0].image.get();
+    render_visual_actions(*first, result.trace, 0).save_png(a.render);
+    std::fprintf(stderr, "drew %zu visual actions on %s\n", result.trace.visual_actions.size(), a.render.c_str());
+  }
 }
 
 }  // namespace
@@ -196,6 +216,10 @@ void add_ask_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("ask", "answer a question in a reasoning mode, showing the reasoning");
   args->model.add_to(*cmd);
   cmd->add_option("question", args->question, "the question")->required();
+  cmd->add_option("--image", args->images, "an image (PNG or JPEG) to ask about; repeatable")->check(CLI::ExistingFile);
+  cmd->add_option("--render", args->render, "write the first image with every agent's boxes and zooms drawn on it (PNG)");
+  cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prefix", args->prefix, "text every agent's reply starts with, as if the model wrote it");
   cmd->add_option("--mode", args->mode, "instant, thinking, contemplating or auto")
       ->check(CLI::IsMember({"instant", "thinking", "contemplating", "auto"}));
   cmd->add_option("--effort", args->effort, "minimal, low, medium, high or xhigh")
