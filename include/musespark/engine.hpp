@@ -93,6 +93,8 @@ class Engine {
   const ModelInfo& model_info() const noexcept;
   const Tokenizer& tokenizer() const noexcept;
   const ChatTemplate& chat_template() const noexcept;
+  // The loaded model, shared (e.g. to run generate() on a Runtime of one's own).
+  std::shared_ptr<const Model> model() const noexcept;
 
   struct Impl;
 

@@ -111,6 +111,7 @@ Engine Engine::load(const std::filesystem::path& directory, const EngineOptions&
 const ModelInfo& Engine::model_info() const noexcept { return impl_->model->info(); }
 const Tokenizer& Engine::tokenizer() const noexcept { return impl_->tokenizer; }
 const ChatTemplate& Engine::chat_template() const noexcept { return impl_->chat; }
+std::shared_ptr<const Model> Engine::model() const noexcept { return impl_->model; }
 
 namespace {
 
