@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "musespark/engine.hpp"
@@ -328,4 +329,18 @@ TEST_CASE("modes: bad requests are refused, naming the field") {
   r = Request::question("hi");
   r.budgets.deadline_ms = -1;
   refused(r, "budgets.deadline_ms");
+}
+
+TEST_CASE("modes: one engine answers from several threads at once, as it does from one") {
+  const Engine& e = thinker();
+  std::vector<Request> requests;
+  for (uint64_t seed = 1; seed <= 3; ++seed) requests.push_back(thinking_request(2, 12, 4, seed));
+  std::vector<nlohmann::json> alone;
+  for (const auto& r : requests) alone.push_back(without_timings(e.ask(r).trace));
+  std::vector<nlohmann::json> together(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i)
+    threads.emplace_back([&, i] { together[i] = without_timings(e.ask(requests[i]).trace); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < requests.size(); ++i) CHECK(together[i] == alone[i]);
 }
