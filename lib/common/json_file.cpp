@@ -65,6 +65,12 @@ std::optional<std::string> optional_string(const nlohmann::json& object, const s
   wrong_type(file, key, "a string", *v);
 }
 
+int64_t positive_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  const int64_t v = required_int(object, key, file);
+  if (v <= 0) throw Error(ErrorKind::format, file, key, "must be a positive integer, got " + std::to_string(v));
+  return v;
+}
+
 int64_t required_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
   if (auto v = optional_int(object, key, file)) return *v;
   throw Error(ErrorKind::format, file, key, "missing (an integer is required)");

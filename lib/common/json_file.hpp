@@ -26,4 +26,18 @@ std::optional<double> optional_number(const nlohmann::json& object, const std::s
 std::optional<bool> optional_bool(const nlohmann::json& object, const std::string& key, const std::string& file);
 std::optional<std::string> optional_string(const nlohmann::json& object, const std::string& key, const std::string& file);
 
+// required_int that must also be > 0 (Error{format} "must be a positive integer").
+int64_t positive_int(const nlohmann::json& object, const std::string& key, const std::string& file);
+
+// Runs `f`; an Error it throws is re-thrown with its field named inside
+// `prefix` ("prefix.field", or "prefix" when it had none), for nested objects.
+template <class F>
+auto within_field(const std::string& prefix, F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(e.kind(), e.file(), e.field().empty() ? prefix : prefix + "." + e.field(), e.message());
+  }
+}
+
 }  // namespace musespark::detail

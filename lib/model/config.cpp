@@ -16,11 +16,6 @@ constexpr const char* kSupportedArchitectures = "Qwen3ForCausalLM, Qwen2ForCausa
   throw Error(kind, file, field, message);
 }
 
-int64_t positive_int(const nlohmann::json& j, const std::string& key, const std::string& file) {
-  int64_t v = required_int(j, key, file);
-  if (v <= 0) bad(ErrorKind::format, file, key, fmt::format("must be a positive integer, got {}", v));
-  return v;
-}
 
 double positive_number(const nlohmann::json& j, const std::string& key, const std::string& file, double fallback) {
   double v = optional_number(j, key, file).value_or(fallback);
@@ -51,16 +46,6 @@ std::vector<int64_t> token_ids(const nlohmann::json& j, const std::string& key, 
   return ids;
 }
 
-// Runs `f`, re-labelling any Error's field as "prefix.field".
-template <class F>
-auto within(const std::string& prefix, F&& f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw Error(e.kind(), e.file(), e.field().empty() ? prefix : prefix + "." + e.field(), e.message());
-  }
-}
-
 RopeScaling parse_rope_scaling(const nlohmann::json& j, const std::string& file) {
   RopeScaling out;
   auto it = j.find("rope_scaling");
@@ -70,14 +55,14 @@ RopeScaling parse_rope_scaling(const nlohmann::json& j, const std::string& file)
   const nlohmann::json& rs = *it;
   // HF spells it "rope_type"; older configs "type".
   const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
-  auto type = within("rope_scaling", [&] { return optional_string(rs, type_key, file); });
+  auto type = within_field("rope_scaling", [&] { return optional_string(rs, type_key, file); });
   if (!type) bad(ErrorKind::format, file, "rope_scaling.rope_type", "missing");
   if (*type == "default") return out;  // HF: plain RoPE
   if (*type != "llama3")
     bad(ErrorKind::unsupported, file, "rope_scaling.rope_type",
         fmt::format("\"{}\" is not supported (supported: llama3, default)", *type));
   out.kind = RopeScalingKind::llama3;
-  within("rope_scaling", [&] {
+  within_field("rope_scaling", [&] {
     out.factor = required_number(rs, "factor", file);
     out.low_freq_factor = required_number(rs, "low_freq_factor", file);
     out.high_freq_factor = required_number(rs, "high_freq_factor", file);

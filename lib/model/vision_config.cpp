@@ -16,21 +16,6 @@ constexpr const char* kSupportedActivations = "gelu, gelu_pytorch_tanh, gelu_new
   throw Error(kind, file, field, message);
 }
 
-// Runs `f`, re-labelling any Error's field as "vision_config.field".
-template <class F>
-auto within_vision_config(F&& f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw Error(e.kind(), e.file(), e.field().empty() ? "vision_config" : "vision_config." + e.field(), e.message());
-  }
-}
-
-int64_t positive_int(const nlohmann::json& j, const std::string& key, const std::string& file) {
-  int64_t v = required_int(j, key, file);
-  if (v <= 0) bad(ErrorKind::format, file, key, fmt::format("must be a positive integer, got {}", v));
-  return v;
-}
 
 VisionActivation activation(const nlohmann::json& j, const std::string& key, const std::string& file,
                             VisionActivation fallback) {
@@ -109,7 +94,7 @@ std::optional<VisionConfig> load_vision_config(const std::filesystem::path& conf
   if (!it->is_object())
     bad(ErrorKind::format, file, "vision_config", std::string("expected an object, got ") + it->type_name());
 
-  VisionConfig c = within_vision_config([&] { return parse_vision(*it, file); });
+  VisionConfig c = within_field("vision_config", [&] { return parse_vision(*it, file); });
 
   c.projector_hidden_act = activation(j, "projector_hidden_act", file, VisionActivation::gelu);
   // Qwen-VL spells it image_token_id, LLaVA image_token_index.
