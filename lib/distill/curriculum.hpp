@@ -1,0 +1,115 @@
+// The curriculum of the default model: reasoning tasks whose answers a
+// program can check, each with a teacher — a program that writes the
+// step-by-step thinking a good model would write, in the formats the engine
+// reads (DESIGN.md "Reasoning"): thinking closed by "</think>", grounding
+// boxes <box>(x1,y1),(x2,y2)</box> and zoom-ins <zoom>(x1,y1),(x2,y2)</zoom>
+// with 0..1000 coordinates relative to the image.
+//
+// Text tasks: multi-step arithmetic, word problems, comparisons, units.
+// Visual tasks, on images rendered here: counting shapes of a colour, adding
+// the digits shown, comparing sizes, and reading a number written too small
+// to read at the model's input resolution unless the model zooms in.
+//
+// Everything is a pure function of (options, index): the same seed and index
+// give the same task, image and trace on every machine, so a held-out set is
+// just another seed. Thread-safe: a Curriculum is immutable; task() and
+// sample() may be called from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "musespark/image.hpp"
+
+namespace musespark::detail {
+
+enum class TaskKind {
+  arithmetic,    // "What is 37 + 48 - 19?"  (3-4 operands; + - and single-digit x)
+  word_problem,  // "Ann has 3 boxes of 12 pens. She gives away 7 pens. How many pens does she have now?"
+  comparison,    // "Which is larger, 47 + 18 or 9 * 7?"  answer: the larger value
+  units,         // "How many minutes are in 3 hours and 15 minutes?"
+  count_color,   // image: shapes in a 3x3 grid; "How many red shapes are there?"
+  digit_sum,     // image: large digits in some cells of a 3x3 grid; "What is the sum of the digits?"
+  compare_size,  // image: two shapes; "Which shape is bigger, the red one or the blue one?" answer: a colour
+  small_digits,  // image: a 2-digit number written small in one cell; "What number is written in the image?"
+};
+inline constexpr TaskKind kAllTaskKinds[] = {TaskKind::arithmetic,  TaskKind::word_problem, TaskKind::comparison,
+                                             TaskKind::units,       TaskKind::count_color,  TaskKind::digit_sum,
+                                             TaskKind::compare_size, TaskKind::small_digits};
+
+// "arithmetic", "word_problem", ... ; parse_task_kind returns nullopt for an unknown name.
+const char* task_kind_name(TaskKind kind);
+std::optional<TaskKind> parse_task_kind(std::string_view name);
+bool is_visual(TaskKind kind);  // count_color, digit_sum, compare_size, small_digits
+
+struct Task {
+  TaskKind kind = TaskKind::arithmetic;
+  uint64_t index = 0;
+  std::string question;         // the user's text (no image placeholder: the image is a separate part)
+  std::optional<Image> image;   // set exactly for visual tasks
+  std::string answer;           // the expected answer, already canonical: normalize_answer(answer) == answer
+  bool needs_zoom = false;      // small_digits: unreadable at the vision input size without a zoom-in
+};
+
+// How the teacher answers.
+enum class SampleStyle {
+  thinking,  // the template opened "<think>\n"; completion = thinking + "</think>\n\n" + answer
+  instant,   // thinking off (the template wrote "<think>\n\n</think>\n\n"); completion = answer
+  refine,    // as thinking, but the user text also carries a Contemplating workspace (see below)
+};
+
+struct Sample {
+  Task task;
+  SampleStyle style = SampleStyle::thinking;
+  // The user message's text: the question, or for refine samples the question
+  // followed exactly as the engine's Contemplating round 2 writes it:
+  //   question + "\n\n" + workspace + "\nCheck these attempts, reason again on your own, and give your final answer."
+  // where workspace lists earlier answers (some wrong) in the engine's
+  // workspace format ("Earlier attempts reached these answers:\n1. 66 (75% of the vote, 3 agents)\n ...").
+  std::string user_text;
+  // What the assistant writes after the generation prompt, without the turn
+  // end token. A zoom-in is the text "<zoom>(x1,y1),(x2,y2)</zoom>" directly
+  // followed by the rest of the thinking: the trainer inserts the crop's image
+  // placeholder run after "</zoom>" exactly as the engine does at run time.
+  // Example (thinking): "37+48=85\n85-19=66\n</think>\n\n66"
+  std::string completion;
+};
+
+struct CurriculumOptions {
+  uint64_t seed = 1;
+  std::vector<TaskKind> kinds;     // empty: all kinds, in equal shares
+  double instant_fraction = 0.2;   // share of samples in the instant style
+  double refine_fraction = 0.1;    // share of samples in the refine style
+};
+
+class Curriculum {
+ public:
+  explicit Curriculum(CurriculumOptions options);
+
+  const CurriculumOptions& options() const { return options_; }
+
+  // Task number `index` (kinds cycle through options.kinds, or all kinds).
+  Task task(uint64_t index) const;
+  // Task `index` with the teacher's trace, in a style drawn from (seed, index).
+  Sample sample(uint64_t index) const;
+  // The teacher's trace for `task` in `style` (refine: the workspace is drawn from (seed, task.index)).
+  Sample teach(const Task& task, SampleStyle style) const;
+
+ private:
+  CurriculumOptions options_;
+  std::vector<TaskKind> kinds_;
+};
+
+// Sizes of the rendered pictures. The vision encoder of the default model sees
+// 64 x 64 pixels; the normal pictures are 128 x 128 (digits stay legible when
+// halved), the small_digits pictures 256 x 256 with the number in one cell of
+// a 3 x 3 grid, at a size a quarter-scale view cannot read but a zoom into
+// that cell (cropped and resized to 64 x 64) can.
+inline constexpr int kVisionInputSize = 64;
+inline constexpr int kPictureSize = 128;
+inline constexpr int kSmallDigitsPictureSize = 256;
+
+}  // namespace musespark::detail
