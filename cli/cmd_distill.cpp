@@ -1,0 +1,92 @@
+// musespark distill --out DIR [--teacher DIR] [--shape student|teacher] [--steps N] ...
+//
+// Trains a model folder on the curriculum's teacher traces; with --teacher,
+// adds logit distillation from that (larger, trained) model. Resumes from DIR
+// when it holds an unfinished run. Progress on stderr: a bar with the loss,
+// learning rate and tokens/s, and a line at every evaluation.
+#include <cstdio>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "musespark/distill.hpp"
+
+namespace musespark::cli {
+namespace {
+
+struct DistillArgs {
+  DistillOptions options;
+  std::string out, teacher, shape = "student";
+  bool no_resume = false;
+};
+
+std::string clock_text(double seconds) {
+  const int s = static_cast<int>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+void show(const DistillProgress& p, bool terminal) {
+  constexpr int kWidth = 24;
+  const int filled = static_cast<int>(kWidth * p.step / std::max<int64_t>(1, p.steps));
+  const double per_step = p.step > 0 ? p.elapsed_seconds / p.step : 0;
+  std::string line = fmt::format("[{}{}] {}/{} loss {:.4f} ce {:.4f}{} lr {:.2e} {:.0f} tok/s {} eta {}",
+                                 std::string(filled, '#'), std::string(kWidth - filled, '-'), p.step, p.steps, p.loss,
+                                 p.cross_entropy, p.kl > 0 ? fmt::format(" kl {:.4f}", p.kl) : "", p.learning_rate,
+                                 p.tokens_per_second, clock_text(p.elapsed_seconds),
+                                 clock_text(per_step * double(p.steps - p.step)));
+  if (terminal) {
+    std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    if (p.eval_cross_entropy || p.step == p.steps) std::fprintf(stderr, "\n");
+  } else if (p.eval_cross_entropy || p.checkpoint || p.step == 1 || p.step % 50 == 0) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  if (p.eval_cross_entropy)
+    std::fprintf(stderr, "eval @ %lld: held-out cross-entropy %.4f, exact %.1f%%%s\n", static_cast<long long>(p.step),
+                 *p.eval_cross_entropy, 100 * p.eval_exact.value_or(0), p.checkpoint ? " (checkpoint written)" : "");
+}
+
+void run(DistillArgs& a) {
+  DistillOptions o = a.options;
+  o.out = a.out;
+  if (!a.teacher.empty()) o.teacher = a.teacher;
+  ModelShape defaults = a.shape == "teacher" ? ModelShape::teacher() : ModelShape::student();
+  o.shape = defaults;
+  o.resume = !a.no_resume;
+  const bool terminal = isatty(fileno(stderr));
+  o.on_progress = [terminal](const DistillProgress& p) { show(p, terminal); };
+  DistillReport r = distill(o);
+  std::printf("trained %s: %lld parameters, %lld steps in %s", a.out.c_str(), static_cast<long long>(r.parameter_count),
+              static_cast<long long>(r.steps), clock_text(r.seconds).c_str());
+  if (r.eval_cross_entropy)
+    std::printf(", held-out cross-entropy %.4f, exact %.1f%%", *r.eval_cross_entropy, 100 * r.eval_exact.value_or(0));
+  std::printf("\n");
+}
+
+}  // namespace
+
+void add_distill_command(CLI::App& app, int& exit_code) {
+  auto a = std::make_shared<DistillArgs>();
+  auto* cmd = app.add_subcommand("distill", "train a model on the curriculum's traces, optionally from a teacher model's logits");
+  DistillOptions& o = a->options;
+  cmd->add_option("--out", a->out, "model folder to write (resumed if it holds an unfinished run)")->required();
+  cmd->add_option("--teacher", a->teacher, "trained model folder: adds logit distillation (KL at --temperature)");
+  cmd->add_option("--shape", a->shape, "architecture of a new model")->check(CLI::IsMember({"student", "teacher"}));
+  cmd->add_option("--steps", o.steps)->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o.batch, "sequences per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", o.learning_rate, "peak learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", o.warmup_steps, "warm-up steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kl-weight", o.kl_weight, "share of the KL term with --teacher")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--temperature", o.temperature, "distillation temperature")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o.data_seed, "curriculum seed");
+  cmd->add_option("--init-seed", o.init_seed, "weight initialisation seed");
+  cmd->add_option("--eval-every", o.eval_every, "steps between evaluations (0: at the end)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-samples", o.eval_samples, "held-out samples per evaluation")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o.threads, "intra-op threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-resume", a->no_resume, "start over even if --out holds a run");
+  cmd->callback([a, &exit_code] { exit_code = run_command([&] { run(*a); }); });
+}
+
+}  // namespace musespark::cli

@@ -1,0 +1,362 @@
+// musespark::distill — the training loop (see include/musespark/distill.hpp).
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/Parallel.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "common/json_file.hpp"
+#include "common/parallel.hpp"
+#include "distill/batch.hpp"
+#include "distill/curriculum.hpp"
+#include "distill/tokenizer_files.hpp"
+#include "distill/trainable.hpp"
+#include "musespark/distill.hpp"
+#include "musespark/error.hpp"
+
+namespace musespark {
+
+ModelShape ModelShape::student() { return ModelShape{}; }
+
+ModelShape ModelShape::teacher() {
+  ModelShape s;
+  s.hidden_size = 320;
+  s.intermediate_size = 960;
+  s.num_layers = 6;
+  s.num_heads = 5;
+  s.num_kv_heads = 1;
+  s.head_dim = 64;
+  s.vision_hidden_size = 128;
+  s.vision_intermediate_size = 256;
+  s.vision_layers = 2;
+  s.vision_heads = 4;
+  return s;
+}
+
+namespace {
+
+using namespace detail;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+[[noreturn]] void bad_option(const std::string& field, const std::string& message) {
+  throw Error(ErrorKind::invalid_argument, "", field, message);
+}
+
+void check(const DistillOptions& o) {
+  if (o.out.empty()) bad_option("out", "an output folder is required");
+  if (o.steps <= 0) bad_option("steps", fmt::format("must be positive, got {}", o.steps));
+  if (o.batch <= 0) bad_option("batch", fmt::format("must be positive, got {}", o.batch));
+  if (!(o.learning_rate > 0)) bad_option("learning_rate", "must be positive");
+  if (!(o.min_learning_rate_ratio >= 0 && o.min_learning_rate_ratio <= 1))
+    bad_option("min_learning_rate_ratio", "must be in [0, 1]");
+  if (o.warmup_steps < 0) bad_option("warmup_steps", "must not be negative");
+  if (!(o.kl_weight >= 0 && o.kl_weight <= 1)) bad_option("kl_weight", "must be in [0, 1]");
+  if (!(o.temperature > 0)) bad_option("temperature", "must be positive");
+  if (!(o.clip_grad_norm >= 0)) bad_option("clip_grad_norm", "must not be negative (0: no clipping)");
+  if (o.eval_samples < 0 || o.eval_every < 0 || o.checkpoint_every < 0)
+    bad_option("eval_samples", "evaluation and checkpoint counts must not be negative");
+  const auto& s = o.shape;
+  if (s.hidden_size <= 0 || s.num_layers <= 0 || s.num_heads <= 0 || s.num_kv_heads <= 0 || s.head_dim <= 0 ||
+      s.head_dim % 2 != 0 || s.num_heads % s.num_kv_heads != 0 || s.intermediate_size <= 0)
+    bad_option("shape", "text model sizes must be positive, head_dim even, kv heads dividing heads");
+  if (s.vision_hidden_size <= 0 || s.vision_heads <= 0 || s.vision_hidden_size % s.vision_heads != 0 ||
+      s.vision_layers <= 0 || s.patch_size <= 0 || s.image_size % s.patch_size != 0)
+    bad_option("shape", "vision sizes must be positive, heads dividing hidden, patch dividing image size");
+}
+
+// Linear warm-up, then a cosine from the peak down to peak * min_ratio.
+double learning_rate(const DistillOptions& o, int64_t step) {
+  if (step < o.warmup_steps) return o.learning_rate * double(step + 1) / double(o.warmup_steps);
+  const double span = std::max<int64_t>(1, o.steps - o.warmup_steps);
+  const double progress = std::min(1.0, double(step - o.warmup_steps) / span);
+  const double low = o.learning_rate * o.min_learning_rate_ratio;
+  return low + (o.learning_rate - low) * 0.5 * (1 + std::cos(M_PI * progress));
+}
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::io, file.string(), "", "cannot read");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write");
+  fs::rename(tmp, file);
+}
+
+SpecialIds special_ids(const Tokenizer& tok, const fs::path& dir) {
+  auto need = [&](const char* token) {
+    auto id = tok.token_id(token);
+    if (!id) throw Error(ErrorKind::format, (dir / "tokenizer.json").string(), "added_tokens", fmt::format("no {}", token));
+    return int64_t(*id);
+  };
+  return {tok.vocab_size(), need("<|im_end|>"), need("<|endoftext|>"), need("<|image_pad|>")};
+}
+
+// Samples [first, first + count) of `curriculum` as sequences, built on all cores.
+std::vector<Sequence> sequences(const Curriculum& curriculum, const SequenceBuilder& builder, uint64_t first,
+                                int64_t count) {
+  std::vector<Sequence> out(count);
+  parallel_for(static_cast<size_t>(count), at::get_num_threads(),
+               [&](size_t i) { out[i] = builder.build(curriculum.sample(first + i)); });
+  return out;
+}
+
+// Lengths vary threefold (text, a picture, a zoom-in, a workspace), and a
+// batch is padded to its longest sequence. So the samples of kGroupSteps
+// consecutive steps are drawn together, sorted by length and dealt out in
+// runs: a step's batch holds sequences of similar length. Still a pure
+// function of the step, so a resumed run trains on the same batches.
+constexpr int64_t kGroupSteps = 8;
+
+std::vector<Sequence> batch_of_step(const Curriculum& curriculum, const SequenceBuilder& builder, int64_t step,
+                                    int64_t batch) {
+  const int64_t group = step / kGroupSteps;
+  std::vector<Sequence> all = sequences(curriculum, builder, static_cast<uint64_t>(group * kGroupSteps * batch),
+                                        kGroupSteps * batch);
+  std::vector<size_t> order(all.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return all[a].tokens.size() < all[b].tokens.size(); });
+  // Runs in a scrambled order, so that long and short batches alternate.
+  constexpr int64_t kRunOrder[kGroupSteps] = {3, 6, 0, 5, 2, 7, 1, 4};
+  const int64_t run = kRunOrder[step % kGroupSteps];
+  std::vector<Sequence> out;
+  for (int64_t i = run * batch; i < (run + 1) * batch; ++i) out.push_back(std::move(all[order[i]]));
+  return out;
+}
+
+struct Losses {
+  at::Tensor loss, ce, kl;
+};
+
+Losses losses(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& teacher_logits,
+              const DistillOptions& o) {
+  Losses l;
+  l.ce = at::cross_entropy_loss(logits, targets);
+  if (!teacher_logits.defined()) {
+    l.loss = l.ce;
+    return l;
+  }
+  const double T = o.temperature;
+  at::Tensor log_student = at::log_softmax(logits / T, -1);
+  at::Tensor log_teacher = at::log_softmax(teacher_logits / T, -1);
+  l.kl = (log_teacher.exp() * (log_teacher - log_student)).sum(-1).mean();
+  l.loss = o.kl_weight * T * T * l.kl + (1 - o.kl_weight) * l.ce;
+  return l;
+}
+
+struct Evaluation {
+  double cross_entropy = 0;
+  double exact = 0;
+};
+
+Evaluation evaluate(const TrainableModel& model, std::span<const Sequence> held_out, int64_t batch,
+                    const SpecialIds& ids) {
+  at::NoGradGuard no_grad;
+  double ce_sum = 0, rows = 0, exact = 0;
+  for (size_t first = 0; first < held_out.size(); first += batch) {
+    auto chunk = held_out.subspan(first, std::min<size_t>(batch, held_out.size() - first));
+    Batch b = make_batch(chunk, model.shape(), ids);
+    at::Tensor logits = model.forward(b.input);
+    ce_sum += at::cross_entropy_loss(logits, b.targets, {}, at::Reduction::Sum).item<double>();
+    rows += b.targets.size(0);
+    at::Tensor right = logits.argmax(-1).eq(b.targets);
+    auto r = right.accessor<bool, 1>();
+    int64_t row = 0;
+    for (const Sequence& s : chunk) {
+      bool all = true;
+      for (char t : s.trained)
+        if (t) all = all && r[row++];
+      exact += all;
+    }
+  }
+  return {ce_sum / std::max(1.0, rows), exact / std::max<size_t>(1, held_out.size())};
+}
+
+struct State {
+  int64_t step = 0;
+  double seconds = 0;
+  nlohmann::json history = nlohmann::json::array();
+};
+
+}  // namespace
+
+DistillReport distill(const DistillOptions& options) {
+  DistillOptions o = options;
+  check(o);
+  at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  fs::create_directories(o.out);
+  const fs::path state_file = o.out / "trainer_state.json";
+  const bool resuming = o.resume && fs::exists(state_file);
+  if (!resuming || !fs::exists(o.out / "tokenizer.json")) write_tokenizer_files(o.out);
+  const Tokenizer tokenizer = Tokenizer::load(o.out);
+  const ChatTemplate chat = ChatTemplate::load(o.out);
+  const SpecialIds ids = special_ids(tokenizer, o.out);
+
+  State state;
+  std::optional<TrainableModel> loaded;
+  std::map<std::string, at::Tensor> moments;
+  if (resuming) {
+    nlohmann::json j = read_json_file(state_file);
+    state.step = required_int(j, "step", state_file.string());
+    state.seconds = required_number(j, "seconds", state_file.string());
+    if (j.contains("history")) state.history = j["history"];
+    o.shape = TrainableModel::read_shape(o.out / "config.json");
+    loaded.emplace(TrainableModel::load(o.out, o.shape, ids));
+    for (auto& [name, t] : read_safetensors(o.out / "optimizer.safetensors")) moments[name] = t;
+  } else {
+    loaded.emplace(o.shape, ids, o.init_seed);
+  }
+  TrainableModel& model = *loaded;
+
+  std::optional<TrainableModel> teacher;
+  if (o.teacher) {
+    if (read_bytes(*o.teacher / "tokenizer.json") != read_bytes(o.out / "tokenizer.json"))
+      throw Error(ErrorKind::invalid_argument, (*o.teacher / "tokenizer.json").string(), "teacher",
+                  "the teacher's tokenizer differs from the student's: logits cannot be compared");
+    teacher.emplace(TrainableModel::load(*o.teacher, TrainableModel::read_shape(*o.teacher / "config.json"), ids));
+    for (const auto& [name, t] : teacher->parameters()) t.set_requires_grad(false);
+  }
+
+  std::vector<at::Tensor> exp_avg, exp_avg_sq;
+  for (const auto& [name, t] : model.parameters()) {
+    auto m = moments.find("exp_avg." + name), v = moments.find("exp_avg_sq." + name);
+    const bool have = m != moments.end() && v != moments.end() && m->second.sizes() == t.sizes() &&
+                      v->second.sizes() == t.sizes();
+    if (resuming && !have)
+      throw Error(ErrorKind::format, (o.out / "optimizer.safetensors").string(), "exp_avg." + name,
+                  "missing or of the wrong shape");
+    exp_avg.push_back(have ? m->second : at::zeros_like(t).detach());
+    exp_avg_sq.push_back(have ? v->second : at::zeros_like(t).detach());
+  }
+
+  const Curriculum curriculum({o.data_seed, {}, o.instant_fraction, o.refine_fraction});
+  const Curriculum held_out_curriculum({o.eval_seed, {}, o.instant_fraction, o.refine_fraction});
+  const SequenceBuilder builder{tokenizer, chat, model.shape(), ids};
+  const std::vector<Sequence> held_out = sequences(held_out_curriculum, builder, 0, o.eval_samples);
+
+  auto checkpoint = [&](const State& s) {
+    std::vector<std::pair<std::string, at::Tensor>> opt;
+    for (size_t i = 0; i < model.parameters().size(); ++i) {
+      opt.emplace_back("exp_avg." + model.parameters()[i].first, exp_avg[i]);
+      opt.emplace_back("exp_avg_sq." + model.parameters()[i].first, exp_avg_sq[i]);
+    }
+    write_safetensors(o.out / "optimizer.safetensors", opt);
+    model.save(o.out);
+    nlohmann::ordered_json j;
+    j["step"] = s.step;
+    j["steps"] = o.steps;
+    j["seconds"] = s.seconds;
+    j["teacher"] = o.teacher ? o.teacher->string() : "";
+    j["batch"] = o.batch;
+    j["learning_rate"] = o.learning_rate;
+    j["kl_weight"] = o.teacher ? o.kl_weight : 0.0;
+    j["temperature"] = o.temperature;
+    j["data_seed"] = o.data_seed;
+    j["init_seed"] = o.init_seed;
+    j["parameters"] = model.parameter_count();
+    j["history"] = s.history;
+    write_text(state_file, j.dump(2) + "\n");
+  };
+
+  DistillReport report;
+  report.parameter_count = model.parameter_count();
+  const auto start = Clock::now();
+  const double seconds_before = state.seconds;
+  int64_t tokens_this_run = 0;
+  const double b1 = o.adam_beta1, b2 = o.adam_beta2;
+  for (; state.step < o.steps;) {
+    const int64_t step = state.step;
+    const double lr = learning_rate(o, step);
+    const auto seqs = batch_of_step(curriculum, builder, step, o.batch);
+    Batch b = make_batch(seqs, model.shape(), ids);
+    at::Tensor teacher_logits;
+    if (teacher) {
+      at::NoGradGuard no_grad;
+      teacher_logits = teacher->forward(b.input);
+    }
+    Losses l = losses(model.forward(b.input), b.targets, teacher_logits, o);
+    for (const auto& [name, t] : model.parameters()) const_cast<at::Tensor&>(t).mutable_grad().reset();
+    l.loss.backward();
+
+    DistillProgress p;
+    {
+      at::NoGradGuard no_grad;
+      double sq = 0;
+      for (const auto& [name, t] : model.parameters())
+        if (t.grad().defined()) sq += t.grad().pow(2).sum().item<double>();
+      p.grad_norm = std::sqrt(sq);
+      const double scale = o.clip_grad_norm > 0 && p.grad_norm > o.clip_grad_norm ? o.clip_grad_norm / p.grad_norm : 1.0;
+      const double t = double(step + 1);
+      const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
+      for (size_t i = 0; i < model.parameters().size(); ++i) {
+        const auto& [name, param] = model.parameters()[i];
+        at::Tensor w = param;  // shares storage: the update is in place
+        if (!w.grad().defined()) continue;
+        at::Tensor g = w.grad() * scale;
+        exp_avg[i].mul_(b1).add_(g, 1 - b1);
+        exp_avg_sq[i].mul_(b2).addcmul_(g, g, 1 - b2);
+        if (TrainableModel::decays(name)) w.mul_(1 - lr * o.weight_decay);
+        w.addcdiv_(exp_avg[i], (exp_avg_sq[i] / bc2).sqrt_().add_(o.adam_eps), -lr / bc1);
+      }
+    }
+    state.step = step + 1;
+    tokens_this_run += b.tokens;
+    const double run_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    state.seconds = seconds_before + run_seconds;
+
+    p.step = state.step;
+    p.steps = o.steps;
+    p.loss = l.loss.item<double>();
+    p.cross_entropy = l.ce.item<double>();
+    p.kl = l.kl.defined() ? l.kl.item<double>() : 0.0;
+    p.learning_rate = lr;
+    p.tokens_per_second = tokens_this_run / std::max(1e-9, run_seconds);
+    p.elapsed_seconds = state.seconds;
+    if (!std::isfinite(p.loss))
+      throw Error(ErrorKind::internal, "", "loss", fmt::format("not finite at step {} (lower the learning rate)", p.step));
+    const bool last = state.step == o.steps;
+    if (!held_out.empty() && ((o.eval_every > 0 && state.step % o.eval_every == 0) || last)) {
+      Evaluation e = evaluate(model, held_out, o.batch, ids);
+      p.eval_cross_entropy = e.cross_entropy;
+      p.eval_exact = e.exact;
+      state.history.push_back({{"step", state.step},
+                               {"seconds", state.seconds},
+                               {"train_loss", p.loss},
+                               {"train_cross_entropy", p.cross_entropy},
+                               {"eval_cross_entropy", e.cross_entropy},
+                               {"eval_exact", e.exact}});
+    }
+    if (last || (o.checkpoint_every > 0 && state.step % o.checkpoint_every == 0)) {
+      checkpoint(state);
+      p.checkpoint = true;
+    }
+    report.final_cross_entropy = p.cross_entropy;
+    report.eval_cross_entropy = p.eval_cross_entropy;
+    report.eval_exact = p.eval_exact;
+    if (o.on_progress) o.on_progress(p);
+  }
+  report.steps = state.step;
+  report.seconds = state.seconds;
+  if (!report.eval_cross_entropy && !state.history.empty()) {
+    report.eval_cross_entropy = state.history.back().value("eval_cross_entropy", 0.0);
+    report.eval_exact = state.history.back().value("eval_exact", 0.0);
+  }
+  return report;
+}
+
+}  // namespace musespark

@@ -1,0 +1,177 @@
+// The trainer: its forward pass equals the inference engine's on the folder it
+// writes (images and zoom-ins included), training lowers the loss, a resumed
+// run equals an uninterrupted one, and logit distillation reads a teacher.
+#include "doctest_with_aten.hpp"
+
+#include <fstream>
+
+#include "distill/batch.hpp"
+#include "distill/curriculum.hpp"
+#include "distill/tokenizer_files.hpp"
+#include "distill/trainable.hpp"
+#include "musespark/distill.hpp"
+#include "musespark/error.hpp"
+#include "musespark/model.hpp"
+#include "musespark/runtime.hpp"
+#include "reasoning/visual.hpp"
+#include "support.hpp"
+
+using namespace musespark;
+using namespace musespark::detail;
+using test_support::temp_dir;
+
+namespace {
+
+ModelShape tiny_shape() {
+  ModelShape s;
+  s.hidden_size = 32;
+  s.intermediate_size = 64;
+  s.num_layers = 2;
+  s.num_heads = 4;
+  s.num_kv_heads = 2;
+  s.head_dim = 8;
+  s.max_position_embeddings = 512;
+  s.vision_hidden_size = 16;
+  s.vision_intermediate_size = 32;
+  s.vision_layers = 1;
+  s.vision_heads = 2;
+  return s;
+}
+
+DistillOptions tiny_run(const std::filesystem::path& out, int64_t steps) {
+  DistillOptions o;
+  o.out = out;
+  o.shape = tiny_shape();
+  o.steps = steps;
+  o.batch = 4;
+  o.warmup_steps = 2;
+  o.learning_rate = 1e-2;
+  o.eval_every = 0;
+  o.eval_samples = 8;
+  o.checkpoint_every = 0;
+  o.threads = 2;
+  return o;
+}
+
+// The first small_digits sample in the thinking style: it has an image and a zoom-in.
+Sample zoom_sample(const Curriculum& c) {
+  for (uint64_t i = 0;; ++i) {
+    Task t = c.task(i);
+    if (t.kind == TaskKind::small_digits) return c.teach(t, SampleStyle::thinking);
+  }
+}
+
+std::vector<float> all_rows(const TrainableModel& m, const Sequence& seq, const SpecialIds& ids) {
+  Batch b = make_batch(std::span(&seq, 1), m.shape(), ids);
+  const int64_t T = static_cast<int64_t>(seq.tokens.size());
+  b.input.rows = at::arange(T, at::kLong);
+  at::NoGradGuard no_grad;
+  at::Tensor logits = m.forward(b.input).contiguous();
+  return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+}
+
+}  // namespace
+
+TEST_CASE("distill: the trainer's forward pass equals the engine's on the written folder, zoom-in included") {
+  auto dir = temp_dir("distill-parity");
+  write_tokenizer_files(dir);
+  const Tokenizer tok = Tokenizer::load(dir);
+  const ChatTemplate chat = ChatTemplate::load(dir);
+  const SpecialIds ids{tok.vocab_size(), *tok.token_id("<|im_end|>"), *tok.token_id("<|endoftext|>"),
+                       *tok.token_id("<|image_pad|>")};
+  TrainableModel trainable(tiny_shape(), ids, 7);
+  trainable.save(dir);
+
+  const Curriculum curriculum({3});
+  const Sample sample = zoom_sample(curriculum);
+  const SequenceBuilder builder{tok, chat, tiny_shape(), ids};
+  const Sequence seq = builder.build(sample);
+  REQUIRE(seq.pictures.size() == 2);  // the picture and the zoomed-in crop
+
+  auto model = Model::load(dir, {DType::f32, 2, 0});
+  const Image& image = *sample.task.image;
+  auto tags = find_visual_tags(sample.completion, 0);
+  REQUIRE(!tags.empty());
+  auto box = to_pixels(tags.front().relative, image.width(), image.height());
+  std::vector<Injection> injections(2);
+  injections[0].offset = seq.pictures[0].offset;
+  injections[0].embeddings = model->encode_image(image);
+  injections[1].offset = seq.pictures[1].offset;
+  injections[1].embeddings = model->encode_image(image.crop(box[0], box[1], box[2], box[3]));
+  Runtime runtime(model);
+  SequenceId s = runtime.create(static_cast<int64_t>(seq.tokens.size()));
+  std::vector<float> engine;
+  runtime.prefill(s, seq.tokens, &engine, injections);
+  const std::vector<float> ours = all_rows(trainable, seq, ids);
+  REQUIRE(engine.size() == ours.size());
+  double worst = 0;
+  for (size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, double(std::abs(engine[i] - ours[i])));
+  CHECK(worst < 1e-4);
+
+  // The trained targets are exactly the completion and the turn end.
+  std::string trained_text;
+  for (size_t t = 0; t + 1 < seq.tokens.size(); ++t)
+    if (seq.trained[t] && seq.tokens[t + 1] != ids.image_pad) trained_text += tok.token_bytes(seq.tokens[t + 1]);
+  CHECK(trained_text == sample.completion + "<|im_end|>");
+}
+
+TEST_CASE("distill: training lowers the loss, writes a loadable folder, and a resumed run equals an uninterrupted one") {
+  auto straight = temp_dir("distill-straight");
+  std::vector<double> losses;
+  DistillOptions o = tiny_run(straight, 12);
+  o.on_progress = [&](const DistillProgress& p) { losses.push_back(p.cross_entropy); };
+  DistillReport r = distill(o);
+  REQUIRE(losses.size() == 12);
+  CHECK(r.steps == 12);
+  CHECK(r.eval_cross_entropy.has_value());
+  CHECK(losses.back() < losses.front() * 0.75);
+  CHECK(Model::load(straight)->info().vision);
+
+  auto resumed = temp_dir("distill-resumed");
+  DistillOptions first = tiny_run(resumed, 12);
+  first.checkpoint_every = 5;
+  int64_t calls = 0;
+  first.on_progress = [&](const DistillProgress& p) {
+    if (++calls == 7) throw std::runtime_error("interrupted");  // two steps after the step-5 checkpoint
+  };
+  CHECK_THROWS_AS(distill(first), std::runtime_error);
+  DistillOptions second = tiny_run(resumed, 12);
+  second.init_seed = 99;  // ignored: the run resumes from its checkpoint
+  DistillReport r2 = distill(second);
+  CHECK(r2.steps == 12);
+  auto a = read_safetensors(straight / "model.safetensors");
+  auto b = read_safetensors(resumed / "model.safetensors");
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i].second - b[i].second).abs().max().template item<double>());
+  CHECK(worst < 1e-6);
+}
+
+TEST_CASE("distill: logit distillation reads the teacher, and refuses one with another tokenizer") {
+  auto teacher = temp_dir("distill-teacher");
+  distill(tiny_run(teacher, 2));
+  auto student = temp_dir("distill-student");
+  DistillOptions o = tiny_run(student, 3);
+  o.teacher = teacher;
+  std::vector<double> kls;
+  o.on_progress = [&](const DistillProgress& p) { kls.push_back(p.kl); };
+  distill(o);
+  REQUIRE(kls.size() == 3);
+  CHECK(kls.front() > 0);
+
+  // Another tokenizer: logits over different vocabularies cannot be compared.
+  std::ofstream(teacher / "tokenizer.json", std::ios::app) << " ";
+  DistillOptions bad = tiny_run(temp_dir("distill-student2"), 1);
+  bad.teacher = teacher;
+  CHECK_THROWS_WITH_AS(distill(bad), doctest::Contains("tokenizer differs"), Error);
+}
+
+TEST_CASE("distill: bad options name the field") {
+  DistillOptions o = tiny_run(temp_dir("distill-bad"), 0);
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("steps"), Error);
+  o.steps = 1;
+  o.shape.num_kv_heads = 3;
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("shape"), Error);
+  o = tiny_run("", 1);
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("out"), Error);
+}
