@@ -1,10 +1,12 @@
 // musespark distill --out DIR [--teacher DIR] [--shape student|teacher] [--steps N] ...
+// musespark distill --out DIR --export-samples N [--seed S] [--export-from I]
 //
 // Trains a model folder on the curriculum's teacher traces; with --teacher,
 // adds logit distillation from that (larger, trained) model. Resumes from DIR
 // when it holds an unfinished run. Progress on stderr: a bar with the loss,
 // learning rate and tokens/s, and a line at every evaluation.
 #include <cstdio>
+#include <filesystem>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -20,6 +22,8 @@ struct DistillArgs {
   DistillOptions options;
   std::string out, teacher, shape = "student";
   bool no_resume = false;
+  int64_t export_count = 0;
+  uint64_t export_first = 0;
 };
 
 std::string clock_text(double seconds) {
@@ -48,6 +52,12 @@ void show(const DistillProgress& p, bool terminal) {
 }
 
 void run(DistillArgs& a) {
+  if (a.export_count > 0) {
+    export_samples(a.out, a.options.data_seed, a.export_first, a.export_count);
+    std::printf("wrote %lld samples of seed %llu to %s\n", static_cast<long long>(a.export_count),
+                static_cast<unsigned long long>(a.options.data_seed), (std::filesystem::path(a.out) / "samples.jsonl").c_str());
+    return;
+  }
   DistillOptions o = a.options;
   o.out = a.out;
   if (!a.teacher.empty()) o.teacher = a.teacher;
@@ -86,6 +96,10 @@ void add_distill_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o.threads, "intra-op threads (default: one per core)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-resume", a->no_resume, "start over even if --out holds a run");
+  cmd->add_option("--export-samples", a->export_count,
+                  "instead of training: write this many curriculum samples (JSONL + PNG) to --out")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--export-from", a->export_first, "first sample index to export");
   cmd->callback([a, &exit_code] { exit_code = run_command([&] { run(*a); }); });
 }
 

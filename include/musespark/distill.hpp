@@ -115,3 +115,14 @@ struct DistillReport {
 DistillReport distill(const DistillOptions& options);
 
 }  // namespace musespark
+
+namespace musespark {
+
+// Writes samples [first, first + count) of the curriculum with `seed` (the
+// teacher's traces, as the trainer sees them) to `dir`: samples.jsonl, one
+// JSON object per line (index, kind, style, user_text, completion, answer,
+// needs_zoom, image: a file name or null), and each picture as
+// <index>-<kind>.png. Errors: Error{io} naming the file that cannot be written.
+void export_samples(const std::filesystem::path& dir, uint64_t seed, uint64_t first, int64_t count);
+
+}  // namespace musespark

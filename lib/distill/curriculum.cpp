@@ -17,11 +17,6 @@
 namespace musespark::detail {
 namespace {
 
-// The engine's closing sentence of a refine prompt (with_workspace in
-// lib/reasoning/modes.cpp); the test checks that the engine still writes it.
-constexpr std::string_view kRefineInstruction =
-    "\nCheck these attempts, reason again on your own, and give your final answer.";
-
 // --- Deterministic randomness -------------------------------------------------
 // splitmix64, and bounded integers by rejection: the same numbers with every
 // compiler and standard library (std::*_distribution are not specified
@@ -626,7 +621,7 @@ Sample teach_problem(const Problem& p, SampleStyle style, uint64_t seed) {
   }
   s.completion = thinking_text(p.work(nullptr)) + "</think>\n\n" + p.task.answer;
   if (style == SampleStyle::refine)
-    s.user_text += "\n\n" + refine_workspace(p, seed) + std::string(kRefineInstruction);
+    s.user_text = with_workspace(s.user_text, refine_workspace(p, seed));
   return s;
 }
 

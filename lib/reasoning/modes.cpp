@@ -182,11 +182,6 @@ void share_prefix(RoundConfig& c, const std::vector<int32_t>& first, SequenceId 
   }
 }
 
-std::string with_workspace(const std::string& question, const std::string& workspace) {
-  return question + "\n\n" + workspace +
-         "\nCheck these attempts, reason again on your own, and give your final answer.";
-}
-
 }  // namespace
 
 ModeBudgets budgets_for(const Request& r, Mode mode) {

@@ -109,4 +109,9 @@ std::string distill_workspace(std::span<const AgentTrace> agents, const std::vec
   return out;
 }
 
+std::string with_workspace(const std::string& question, const std::string& workspace) {
+  return question + "\n\n" + workspace +
+         "\nCheck these attempts, reason again on your own, and give your final answer.";
+}
+
 }  // namespace musespark::detail

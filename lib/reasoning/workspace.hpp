@@ -41,4 +41,10 @@ namespace musespark::detail {
 std::string distill_workspace(std::span<const AgentTrace> agents, const std::vector<VoteEntry>& votes,
                               size_t max_chars = 1200, size_t excerpt_chars = 240);
 
+// The user text of a refine round: the question, the workspace, and the
+// instruction to reason again ("\nCheck these attempts, reason again on your
+// own, and give your final answer."). The default model is trained on exactly
+// this text (lib/distill/curriculum.cpp). Pure; thread-safe.
+std::string with_workspace(const std::string& question, const std::string& workspace);
+
 }  // namespace musespark::detail

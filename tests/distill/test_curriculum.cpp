@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "distill/curriculum.hpp"
+#include "reasoning/workspace.hpp"
 #include "musespark/answer.hpp"
 #include "musespark/error.hpp"
 #include "reasoning/visual.hpp"
@@ -486,12 +487,9 @@ TEST_CASE("curriculum: small_digits zooms into the cell that holds all the numbe
 }
 
 TEST_CASE("curriculum: refine samples carry an engine workspace of earlier answers, then the closing sentence") {
-  // The engine's round-2 text is question + "\n\n" + workspace + this sentence
-  // (with_workspace in lib/reasoning/modes.cpp, not callable from here): the
-  // sentence must still be the one the engine writes.
-  std::ifstream source(test_support::source_dir() / "lib/reasoning/modes.cpp");
-  const std::string modes((std::istreambuf_iterator<char>(source)), std::istreambuf_iterator<char>());
-  REQUIRE(modes.find("\"\\n" + std::string(kClosing.substr(1)) + "\";") != std::string::npos);
+  // The engine's round-2 text, with_workspace (shared with the curriculum),
+  // is question + "\n\n" + workspace + this sentence.
+  REQUIRE(with_workspace("Q", "W") == "Q\n\nW" + std::string(kClosing));
 
   const Curriculum c = curriculum(31, {}, 0, 1);
   static const std::regex kEntry(R"((\d)\. (.+) \((\d+)% of the vote, (\d+) agents?\))");

@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "distill/batch.hpp"
 #include "distill/curriculum.hpp"
 #include "distill/tokenizer_files.hpp"
@@ -174,4 +176,29 @@ TEST_CASE("distill: bad options name the field") {
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("shape"), Error);
   o = tiny_run("", 1);
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("out"), Error);
+}
+
+TEST_CASE("distill: exported samples are the curriculum's, one JSON line each, with their pictures") {
+  auto dir = temp_dir("distill-export");
+  export_samples(dir, 5, 10, 16);
+  std::ifstream in(dir / "samples.jsonl");
+  const Curriculum curriculum({5});
+  std::string line;
+  int64_t lines = 0, pictures = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    const Sample s = curriculum.sample(10 + lines);
+    CHECK(j["index"] == 10 + lines);
+    CHECK(j["completion"] == s.completion);
+    CHECK(j["answer"] == s.task.answer);
+    CHECK(j["image"].is_null() == !s.task.image.has_value());
+    if (s.task.image) {
+      Image back = Image::load(dir / j["image"].get<std::string>());
+      CHECK(std::equal(back.pixels().begin(), back.pixels().end(), s.task.image->pixels().begin()));
+      ++pictures;
+    }
+    ++lines;
+  }
+  CHECK(lines == 16);
+  CHECK(pictures > 0);
 }
