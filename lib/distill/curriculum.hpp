@@ -54,6 +54,21 @@ struct Task {
   bool needs_zoom = false;      // small_digits: unreadable at the vision input size without a zoom-in
 };
 
+// The teacher's thinking is short and regular (the model is tiny and reads
+// bytes): one step a line, each line ending in "\n".
+//   arithmetic, word_problem, units: one binary operation a line, on numbers
+//                 of the question or earlier results: "37+48=85\n85-19=66\n"
+//   comparison:   "47+18=65\n9*7=63\n65>63\n"
+//   count_color:  each shape of the colour, in reading order, then the count:
+//                 "<box>(333,0),(667,333)</box> red\n<box>(0,667),(333,1000)</box> red\n2\n"
+//                 ("none\n" when there is none)
+//   digit_sum:    "<box>...</box> 4\n<box>...</box> 7\n4+7=11\n"
+//   compare_size: "<box>...</box> red big\n<box>...</box> blue small\n"
+//   small_digits: "<zoom>(0,333),(333,667)</zoom>47\n"
+// Boxes and zooms are whole cells of the 3 x 3 grid (edges 0, 333, 667,
+// 1000); the zoom's cell holds the whole number, as the engine crops it
+// (to_pixels in reasoning/visual.hpp).
+//
 // How the teacher answers.
 enum class SampleStyle {
   thinking,  // the template opened "<think>\n"; completion = thinking + "</think>\n\n" + answer
@@ -69,6 +84,11 @@ struct Sample {
   //   question + "\n\n" + workspace + "\nCheck these attempts, reason again on your own, and give your final answer."
   // where workspace lists earlier answers (some wrong) in the engine's
   // workspace format ("Earlier attempts reached these answers:\n1. 66 (75% of the vote, 3 agents)\n ...").
+  // The workspace is written by the engine's own distill_workspace: 1-3
+  // answers (in 60% of samples the right one among them), each from 1-4
+  // agents whose reasoning is the teacher's trace with one slip (a wrong
+  // step, a misread digit, a missed shape) or the right trace; in 5% of
+  // samples "No earlier attempt reached an answer.".
   std::string user_text;
   // What the assistant writes after the generation prompt, without the turn
   // end token. A zoom-in is the text "<zoom>(x1,y1),(x2,y2)</zoom>" directly
@@ -87,15 +107,21 @@ struct CurriculumOptions {
 
 class Curriculum {
  public:
+  // Error{invalid_argument} naming instant_fraction or refine_fraction when
+  // one is outside [0, 1] (or NaN) or their sum is over 1.
   explicit Curriculum(CurriculumOptions options);
 
   const CurriculumOptions& options() const { return options_; }
 
   // Task number `index` (kinds cycle through options.kinds, or all kinds).
+  // A task depends only on (seed, index, its kind), not on the other kinds.
   Task task(uint64_t index) const;
   // Task `index` with the teacher's trace, in a style drawn from (seed, index).
   Sample sample(uint64_t index) const;
   // The teacher's trace for `task` in `style` (refine: the workspace is drawn from (seed, task.index)).
+  // `task` must be one this curriculum made (task(i) or sample(i).task, any
+  // kind): Error{invalid_argument, field "task"} when its question or answer
+  // is not that of task.kind's task task.index under this seed.
   Sample teach(const Task& task, SampleStyle style) const;
 
  private:

@@ -1,6 +1,7 @@
 #include "vision/draw.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <utility>
@@ -23,12 +24,43 @@ void fill_clipped(Image& image, int64_t x0, int64_t y0, int64_t x1, int64_t y1, 
   }
 }
 
+// Fills, row by row, a shape symmetric about the vertical centre line of
+// [x0, x1) x [y0, y1): `half_width(v)` is its half width at the relative
+// height v in [0, 1] of a row's centre. A pixel is painted when its centre is
+// within the half width of the centre line.
+template <class HalfWidth>
+void fill_symmetric(Image& image, int x0, int y0, int x1, int y1, Color color, HalfWidth half_width) {
+  if (x1 <= x0 || y1 <= y0) return;
+  const double cx = (static_cast<double>(x0) + x1) / 2, height = static_cast<double>(y1) - y0;
+  const int64_t first = std::max<int64_t>(y0, 0), last = std::min<int64_t>(y1, image.height());
+  for (int64_t y = first; y < last; ++y) {
+    const double w = half_width((static_cast<double>(y) + 0.5 - y0) / height);
+    if (w < 0) continue;
+    // Columns x with |x + 0.5 - cx| <= w.
+    const auto from = static_cast<int64_t>(std::ceil(cx - w - 0.5)), to = static_cast<int64_t>(std::floor(cx + w - 0.5));
+    fill_clipped(image, from, y, to + 1, y + 1, color);
+  }
+}
+
 bool is_utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 }  // namespace
 
 void fill_rect(Image& image, int x0, int y0, int x1, int y1, Color color) {
   fill_clipped(image, x0, y0, x1, y1, color);
+}
+
+void fill_ellipse(Image& image, int x0, int y0, int x1, int y1, Color color) {
+  const double radius = (static_cast<double>(x1) - x0) / 2;
+  fill_symmetric(image, x0, y0, x1, y1, color, [&](double v) {
+    const double d = 2 * v - 1;  // -1 at the top edge, 1 at the bottom
+    return 1 - d * d < 0 ? -1.0 : radius * std::sqrt(1 - d * d);
+  });
+}
+
+void fill_triangle(Image& image, int x0, int y0, int x1, int y1, Color color) {
+  const double half_base = (static_cast<double>(x1) - x0) / 2;
+  fill_symmetric(image, x0, y0, x1, y1, color, [&](double v) { return half_base * v; });
 }
 
 void draw_rect(Image& image, int x0, int y0, int x1, int y1, Color color, int thickness) {

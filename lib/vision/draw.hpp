@@ -1,4 +1,4 @@
-// Drawing on images: rectangles, text in the built-in bitmap font (font.hpp),
+// Drawing on images: rectangles, lines, ellipses, triangles, text in the built-in bitmap font (font.hpp),
 // labels, one colour per agent, and the annotation of a reasoning trace's
 // visual actions (boxes and zooms).
 //
@@ -30,6 +30,15 @@ struct Box {
 
 // Paints every pixel of [x0, x1) x [y0, y1) (clipped). Empty: nothing.
 void fill_rect(Image& image, int x0, int y0, int x1, int y1, Color color);
+
+// Paints the pixels whose centres lie inside the ellipse inscribed in
+// [x0, x1) x [y0, y1) (a circle in a square box). Clipped; empty box: nothing.
+void fill_ellipse(Image& image, int x0, int y0, int x1, int y1, Color color);
+
+// Paints the pixels whose centres lie inside the triangle inscribed in
+// [x0, x1) x [y0, y1) with its apex at the middle of the top edge and its base
+// along the bottom edge. Clipped; empty box: nothing.
+void fill_triangle(Image& image, int x0, int y0, int x1, int y1, Color color);
 
 // The outline of [x0, x1) x [y0, y1): a band `thickness` pixels wide just
 // inside its edges (so the outline never grows the box; a box narrower than

@@ -2,10 +2,11 @@
 // colours, annotations, and PNG round trips of the result.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
-#include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -157,6 +158,44 @@ TEST_CASE("draw: thick lines are squares centred on each pixel, clipped, and far
   draw_line(outside, -50, -3, 50, -2, kRed, 2);
   draw_line(outside, INT_MIN, INT_MIN, INT_MIN + 5, INT_MAX, kRed, 4);
   CHECK(count_not(outside, kGray) == 0);
+}
+
+TEST_CASE("draw: filled ellipses and triangles cover the pixel centres inside the shape, clipped") {
+  // Centres (x + 0.5, y + 0.5); the boxes are chosen so that no centre lies
+  // exactly on an edge.
+  auto in_ellipse = [](int x, int y, double x0, double y0, double x1, double y1) {
+    const double u = (x + 0.5 - (x0 + x1) / 2) / ((x1 - x0) / 2), v = (y + 0.5 - (y0 + y1) / 2) / ((y1 - y0) / 2);
+    return u * u + v * v <= 1;
+  };
+  Image circle = canvas(40, 30);
+  fill_ellipse(circle, 10, 5, 30, 25, kRed);
+  expect_exactly(circle, kRed, [&](int x, int y) { return in_ellipse(x, y, 10, 5, 30, 25); });
+  CHECK(count_not(circle, kGray) == doctest::Approx(3.14159 * 100).epsilon(0.05));
+  Image wide = canvas(40, 30);
+  fill_ellipse(wide, 3, 4, 34, 15, kRed);
+  expect_exactly(wide, kRed, [&](int x, int y) { return in_ellipse(x, y, 3, 4, 34, 15); });
+  Image clipped = canvas(15, 15);
+  fill_ellipse(clipped, -10, -10, 21, 21, kRed);
+  expect_exactly(clipped, kRed, [&](int x, int y) { return in_ellipse(x, y, -10, -10, 21, 21); });
+
+  // Apex at the middle of the top edge, base on the bottom edge.
+  auto in_triangle = [](int x, int y, double x0, double y0, double x1, double y1) {
+    const double v = (y + 0.5 - y0) / (y1 - y0);
+    return y >= y0 && y < y1 && std::abs(x + 0.5 - (x0 + x1) / 2) <= v * (x1 - x0) / 2;
+  };
+  Image triangle = canvas(40, 30);
+  fill_triangle(triangle, 5, 5, 26, 25, kRed);
+  expect_exactly(triangle, kRed, [&](int x, int y) { return in_triangle(x, y, 5, 5, 26, 25); });
+  CHECK(count_not(triangle, kGray) == doctest::Approx(21 * 20 / 2.0).epsilon(0.05));
+  Image cut = canvas(20, 12);
+  fill_triangle(cut, -7, -3, 14, 17, kRed);
+  expect_exactly(cut, kRed, [&](int x, int y) { return in_triangle(x, y, -7, -3, 14, 17); });
+
+  Image empty = canvas(10, 10);
+  fill_ellipse(empty, 5, 2, 5, 8, kRed);
+  fill_triangle(empty, 2, 6, 8, 6, kRed);
+  fill_ellipse(empty, INT_MIN, INT_MIN, INT_MIN + 4, INT_MIN + 4, kRed);
+  CHECK(count_not(empty, kGray) == 0);
 }
 
 TEST_CASE("draw: the font has a glyph for every printable ASCII character") {
