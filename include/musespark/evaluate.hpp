@@ -116,6 +116,8 @@ struct EvalConfig {
   double keep_fraction = 0.9;
   int32_t confidence_window = 8;
   int32_t max_zooms = 0;
+  float temperature = 0;            // the agents' sampling as the engine resolved it (the first task's trace;
+  float top_p = 1;                  // Auto: that of Thinking, its Instant step is greedy)
   std::vector<std::string> kinds;   // the kinds it ran on
 };
 

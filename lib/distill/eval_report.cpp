@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 
@@ -162,6 +163,11 @@ using Json = nlohmann::ordered_json;
 
 Json number(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
+// A float as the double of the same shortest spelling (0.7, not 0.699999988).
+Json number(float value) {
+  return std::isfinite(value) ? Json(std::strtod(fmt::format("{}", value).c_str(), nullptr)) : Json(nullptr);
+}
+
 bool is_auto(const EvalReport& r, const std::string& config) {
   for (const auto& c : r.configs)
     if (c.name == config) return c.mode == Mode::automatic;
@@ -195,7 +201,9 @@ Json settings_json(const EvalConfig& c) {
               {"warmup_agents", c.warmup_agents},
               {"keep_fraction", number(c.keep_fraction)},
               {"confidence_window", c.confidence_window},
-              {"max_zooms", c.max_zooms}};
+              {"max_zooms", c.max_zooms},
+              {"temperature", number(c.temperature)},
+              {"top_p", number(c.top_p)}};
 }
 
 std::string format_parameters(int64_t n) {

@@ -266,6 +266,10 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
       const Result result = engine.ask(request);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const ReasoningTrace& trace = result.trace;
+      if (progress.done == 0) {
+        report.configs[ci].temperature = trace.request.temperature;
+        report.configs[ci].top_p = trace.request.top_p;
+      }
 
       EvalTaskResult t;
       t.config = c.name;

@@ -333,6 +333,8 @@ TEST_CASE("eval: a run on a tiny vision model writes the table, the JSON and the
   CHECK(thinking["settings"]["early_stop"] == true);
   CHECK(thinking["settings"]["confidence_window"] == 8);
   CHECK(thinking["settings"]["max_thinking_tokens"] == 8);
+  CHECK(thinking["settings"]["temperature"] == 0.7);
+  CHECK(j["configs"][0]["settings"]["temperature"] == 0);
   CHECK(j["configs"][2]["settings"]["max_zooms"] == 0);
   CHECK(j["configs"][2]["kinds"].size() == 4);
   int tasks_in_groups = 0;
