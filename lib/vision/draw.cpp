@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <utility>
 
 #include "vision/font.hpp"
 
@@ -68,6 +70,25 @@ void draw_rect(Image& image, int x0, int y0, int x1, int y1, Color color, int th
   fill_clipped(image, x0, std::max<int64_t>(y1 - t, y0), x1, y1, color);      // bottom
   fill_clipped(image, x0, y0, std::min<int64_t>(x0 + t, x1), y1, color);      // left
   fill_clipped(image, std::max<int64_t>(x1 - t, x0), y0, x1, y1, color);      // right
+}
+
+void draw_line(Image& image, int x0, int y0, int x1, int y1, Color color, int thickness) {
+  const int64_t t = std::max(thickness, 1), back = (t - 1) / 2;
+  const bool x_major = std::abs(int64_t{x1} - x0) >= std::abs(int64_t{y1} - y0);
+  // Walk the major axis upwards: (a, b) are (major, minor) coordinates.
+  int64_t a0 = x_major ? x0 : y0, b0 = x_major ? y0 : x0, a1 = x_major ? x1 : y1, b1 = x_major ? y1 : x1;
+  if (a1 < a0) std::swap(a0, a1), std::swap(b0, b1);
+  const int64_t da = a1 - a0, db = b1 - b0;
+  const int64_t extent = x_major ? image.width() : image.height();
+  const int64_t first = std::max(a0, -t), last = std::min(a1, extent + t);
+  for (int64_t a = first; a <= last; ++a) {
+    // Nearest pixel, halves up: b0 + floor((2 k db + da) / (2 da)), k = a - a0 >= 0
+    // (in 128 bits: k and db may each approach 2^32).
+    const __int128 n = __int128{2} * (a - a0) * db + da, d = 2 * std::max<int64_t>(da, 1);
+    const int64_t b = b0 + static_cast<int64_t>(n >= 0 ? n / d : -((-n + d - 1) / d));
+    const int64_t x = x_major ? a : b, y = x_major ? b : a;
+    fill_clipped(image, x - back, y - back, x - back + t, y - back + t, color);
+  }
 }
 
 void draw_text(Image& image, int x, int y, std::string_view text, Color color, int scale) {

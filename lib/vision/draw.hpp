@@ -1,4 +1,4 @@
-// Drawing on images: rectangles, ellipses, triangles, text in the built-in bitmap font (font.hpp),
+// Drawing on images: rectangles, lines, ellipses, triangles, text in the built-in bitmap font (font.hpp),
 // labels, one colour per agent, and the annotation of a reasoning trace's
 // visual actions (boxes and zooms).
 //
@@ -45,6 +45,15 @@ void fill_triangle(Image& image, int x0, int y0, int x1, int y1, Color color);
 // 2 * thickness is filled). thickness < 1 counts as 1. Clipped; an empty box
 // draws nothing.
 void draw_rect(Image& image, int x0, int y0, int x1, int y1, Color color, int thickness);
+
+// A straight line from (x0, y0) to (x1, y1), both ends included: one pixel
+// per step along the longer axis, the other coordinate rounded to the nearest
+// pixel (halves rounded up), each pixel drawn as a thickness x thickness
+// square centred on it (thickness < 1 counts as 1; even sizes reach one pixel
+// further right and down). The same pixels whichever end is given first, and
+// whatever part lies outside the image (only the part near the image is
+// walked, so far-away ends cost nothing).
+void draw_line(Image& image, int x0, int y0, int x1, int y1, Color color, int thickness = 1);
 
 // Writes ASCII `text` with its top-left corner at (x, y), each font pixel
 // drawn as a scale x scale block (scale < 1 counts as 1); '\n' starts a new

@@ -2,9 +2,11 @@
 // colours, annotations, and PNG round trips of the result.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cctype>
-#include <cmath>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -101,6 +103,61 @@ TEST_CASE("draw: rectangles partly or wholly outside are clipped") {
   Image image = canvas(16, 12);
   fill_rect(image, -3, -3, 2, 2, kRed);
   expect_exactly(image, kRed, [](int x, int y) { return x < 2 && y < 2; });
+}
+
+TEST_CASE("draw: lines step along the longer axis, rounding the other to the nearest pixel") {
+  Image h = canvas(20, 10);
+  draw_line(h, 3, 4, 12, 4, kRed, 1);
+  expect_exactly(h, kRed, [](int x, int y) { return y == 4 && x >= 3 && x <= 12; });
+
+  Image diagonal = canvas(12, 12);
+  draw_line(diagonal, 1, 2, 8, 9, kRed, 1);
+  expect_exactly(diagonal, kRed, [](int x, int y) { return x >= 1 && x <= 8 && y == x + 1; });
+
+  // Shallow: one pixel per column, y = round(3 x / 10) with halves up; steep: the same, transposed.
+  auto shallow = [](int x, int y) { return x >= 0 && x <= 10 && y == (6 * x + 10) / 20; };
+  Image s = canvas(16, 8);
+  draw_line(s, 0, 0, 10, 3, kRed, 1);
+  expect_exactly(s, kRed, shallow);
+  Image steep = canvas(8, 16);
+  draw_line(steep, 0, 0, 3, 10, kRed, 1);
+  expect_exactly(steep, kRed, [&](int x, int y) { return shallow(y, x); });
+
+  // Either end first: the same pixels, for every direction.
+  for (auto [x0, y0, x1, y1] : {std::array{2, 3, 17, 9}, {17, 2, 4, 11}, {5, 1, 9, 12}, {1, 11, 18, 10}}) {
+    Image a = canvas(20, 14), b = canvas(20, 14);
+    draw_line(a, x0, y0, x1, y1, kRed, 2);
+    draw_line(b, x1, y1, x0, y0, kRed, 2);
+    CHECK(std::equal(a.pixels().begin(), a.pixels().end(), b.pixels().begin(), b.pixels().end()));
+  }
+
+  Image dot = canvas(5, 5);
+  draw_line(dot, 2, 3, 2, 3, kRed, 1);
+  expect_exactly(dot, kRed, [](int x, int y) { return x == 2 && y == 3; });
+}
+
+TEST_CASE("draw: thick lines are squares centred on each pixel, clipped, and far ends cost nothing") {
+  Image thick = canvas(20, 12);
+  draw_line(thick, 4, 5, 14, 5, kRed, 3);
+  expect_exactly(thick, kRed, [](int x, int y) { return x >= 3 && x <= 15 && y >= 4 && y <= 6; });
+  Image even = canvas(20, 12);
+  draw_line(even, 4, 5, 14, 5, kRed, 2);  // one pixel further right and down
+  expect_exactly(even, kRed, [](int x, int y) { return x >= 4 && x <= 15 && y >= 5 && y <= 6; });
+
+  // Ends a billion pixels away: only the visible row or column is painted.
+  Image wide = canvas(30, 10);
+  draw_line(wide, INT_MIN / 2, 7, INT_MAX / 2, 7, kRed, 1);
+  draw_line(wide, 4, INT_MAX, 4, INT_MIN, kRed, 1);
+  expect_exactly(wide, kRed, [](int x, int y) { return y == 7 || x == 4; });
+  // A long diagonal through the image keeps its slope exactly where it is visible.
+  Image far = canvas(10, 10);
+  draw_line(far, -1000000, -1000000, 1000000, 1000000, kRed, 1);
+  expect_exactly(far, kRed, [](int x, int y) { return x == y; });
+  // Wholly outside: nothing.
+  Image outside = canvas(10, 10);
+  draw_line(outside, -50, -3, 50, -2, kRed, 2);
+  draw_line(outside, INT_MIN, INT_MIN, INT_MIN + 5, INT_MAX, kRed, 4);
+  CHECK(count_not(outside, kGray) == 0);
 }
 
 TEST_CASE("draw: filled ellipses and triangles cover the pixel centres inside the shape, clipped") {

@@ -1,0 +1,138 @@
+// musespark eval --model DIR --out DIR [--seed N] [--tasks N] [--kinds a,b] [--configs a,b]
+//                [--threads N] [--dtype f32|bf16] [--window N] [--effort E] [--agents N] ...
+//
+// Accuracy, generated tokens and wall time of each reasoning configuration on
+// held-out curriculum tasks (include/musespark/evaluate.hpp). While it works,
+// one line per configuration on stderr (redrawn in place on a terminal); then
+// the markdown table on stdout. Writes eval.md, eval.json and eval.png to --out.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "model_args.hpp"
+#include "musespark/evaluate.hpp"
+
+namespace musespark::cli {
+namespace {
+
+struct EvalArgs {
+  ModelArgs model;
+  std::string out;
+  uint64_t seed = kEvalSeed;
+  int32_t tasks = 50;
+  std::string kinds;
+  std::string configs;
+  std::string effort = "low";
+  int32_t agents = 0;
+  int32_t max_thinking_tokens = 0;
+  int32_t max_answer_tokens = 0;
+  int32_t window = EvalOptions{}.confidence_window;
+  double keep = EvalOptions{}.keep_fraction;
+  int32_t warmup_agents = 0;
+  int32_t max_zooms = EvalOptions{}.max_zooms;
+  bool quiet = false;
+};
+
+// One line per configuration: on a terminal the current one is redrawn after
+// every task; on a pipe it is printed once, when the configuration is done.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled), tty_(enabled && isatty(STDERR_FILENO)) {}
+
+  void on(const EvalProgress& p) {
+    if (!enabled_) return;
+    const bool done = p.done == p.total;
+    const auto now = std::chrono::steady_clock::now();
+    if (tty_ && !done && p.done > 0 && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const std::string line = render(p);
+    if (tty_) std::fprintf(stderr, "\r\x1b[2K%s%s", line.c_str(), done ? "\n" : "");
+    else if (done) std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  static std::string render(const EvalProgress& p) {
+    std::string s = fmt::format("[{}/{}] {:<16} {:>4}/{:<4}", p.config_number, p.config_count, p.config, p.done, p.total);
+    if (p.done == 0) return s;
+    const double per_task = p.seconds / p.done;
+    s += fmt::format("  accuracy {:5.1f}%  {:6.1f} tokens/task  {:6.2f} s/task", 100.0 * p.correct / p.done,
+                     static_cast<double>(p.generated_tokens) / p.done, per_task);
+    if (p.done < p.total) s += fmt::format("  ~{:.0f} s left", per_task * (p.total - p.done));
+    else s += fmt::format("  {:.0f} s", p.seconds);
+    return s;
+  }
+
+  bool enabled_, tty_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+void run(const EvalArgs& a) {
+  EvalOptions o;
+  o.model_dir = a.model.model_dir;
+  o.model = a.model.options();
+  o.out_dir = a.out;
+  o.seed = a.seed;
+  o.tasks_per_kind = a.tasks;
+  o.kinds = parse_eval_kinds(a.kinds, "--kinds");
+  o.configs = parse_eval_configs(a.configs, "--configs");
+  o.effort = parse_effort(a.effort, "--effort");
+  o.agents = a.agents;
+  o.max_thinking_tokens = a.max_thinking_tokens;
+  o.max_answer_tokens = a.max_answer_tokens;
+  o.confidence_window = a.window;
+  o.keep_fraction = a.keep;
+  o.warmup_agents = a.warmup_agents;
+  o.max_zooms = a.max_zooms;
+  Progress progress(!a.quiet);
+  o.on_progress = [&](const EvalProgress& p) { progress.on(p); };
+  const EvalReport report = evaluate(o);
+  std::printf("%s", report.markdown().c_str());
+  if (!a.quiet) std::fprintf(stderr, "wrote %s/eval.md, eval.json and eval.png\n", a.out.c_str());
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "accuracy, tokens and time of each reasoning mode on held-out curriculum tasks");
+  args->model.add_to(*cmd);
+  cmd->add_option("--out", args->out, "folder for eval.md, eval.json and eval.png")->required();
+  cmd->add_option("--seed", args->seed, "seed of the held-out curriculum (training uses 1)");
+  cmd->add_option("--tasks", args->tasks, "tasks per kind")->check(CLI::Range(1, 100000));
+  cmd->add_option("--kinds", args->kinds, "task kinds, comma-separated (default: all): " + [] {
+    std::string s;
+    for (const auto& k : eval_kind_names()) s += (s.empty() ? "" : ",") + k;
+    return s;
+  }());
+  cmd->add_option("--configs", args->configs, "configurations, comma-separated (default: all): " + [] {
+    std::string s;
+    for (const auto& c : eval_config_names()) s += (s.empty() ? "" : ",") + c;
+    return s;
+  }());
+  cmd->add_option("--effort", args->effort, "effort of the reasoning configurations")
+      ->check(CLI::IsMember({"minimal", "low", "medium", "high", "xhigh"}));
+  cmd->add_option("--agents", args->agents, "agents of thinking, contemplating (round 1) and auto (default: the effort's)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--max-thinking-tokens", args->max_thinking_tokens, "per agent and round (default: the effort's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-answer-tokens", args->max_answer_tokens, "per agent (default: the effort's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--window", args->window, "tokens per confidence group (early stop)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--keep", args->keep, "early stop: share of warm-up confidence kept (threshold percentile)")
+      ->check(CLI::Range(0.01, 1.0));
+  cmd->add_option("--warmup-agents", args->warmup_agents, "early stop: warm-up agents (default: a quarter, at least 2)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent (thinking-nozoom: 0)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--quiet", args->quiet, "no progress on stderr");
+  cmd->callback([args, &exit_code] { exit_code = run_command([&] { run(*args); }); });
+}
+
+}  // namespace musespark::cli

