@@ -5,6 +5,7 @@
 // stdout once it accepts connections; stops on SIGINT or SIGTERM.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -39,6 +40,10 @@ void run(ServeArgs& a) {
 
   EngineOptions options;
   options.model = a.model.options();
+  // Requests that run at once share the cores: each gets its part, since
+  // OpenMP teams that outnumber the cores wait on each other at every step.
+  if (a.model.threads == 0)
+    options.model.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / a.server.parallel);
   Engine engine = Engine::load(a.model.model_dir, options);
   a.server.max_body_bytes = static_cast<size_t>(a.max_body_mb) << 20;
   a.server.request_timeout_ms = a.timeout_s * 1000;
@@ -74,7 +79,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", s.port, "port (0: any free port; the chosen one is printed)")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   cmd->add_option("--model-name", s.model_id, "the model's name in the API (default: the folder's name)");
-  cmd->add_option("--parallel", s.parallel, "requests running at once (one engine, shared)")
+  cmd->add_option("--parallel", s.parallel,
+                  "requests running at once (one engine, shared; without --threads each gets cores/N threads)")
       ->check(CLI::Range(1, 64))->capture_default_str();
   cmd->add_option("--max-queue", s.max_queue, "requests waiting for a slot; more get 503")
       ->check(CLI::Range(0, 4096))->capture_default_str();

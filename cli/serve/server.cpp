@@ -45,6 +45,23 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(e.body(), "application/json");
 }
 
+ApiError request_too_large() {
+  return ApiError(413, "invalid_request_error", "request_too_large", "", "the request body is larger than this server accepts");
+}
+
+// The whole body (httplib enforces the payload limit while reading: 413).
+std::string read_body(httplib::Response& res, const httplib::ContentReader& read) {
+  std::string body;
+  if (!read([&](const char* data, size_t size) {
+        body.append(data, size);
+        return true;
+      })) {
+    if (res.status == 413) throw request_too_large();
+    throw ApiError::invalid("", "the request body could not be read", "invalid_body");
+  }
+  return body;
+}
+
 // A request in flight: what the streaming provider needs after the handler returned.
 struct Call {
   ChatRequest chat;
@@ -65,6 +82,7 @@ struct Server::Impl {
   Admission admission;
   httplib::Server http;
   std::atomic<int64_t> served{0}, cancelled{0}, failed{0};
+  std::atomic<bool> stopping{false};  // stop(): running requests are cancelled, waiting ones leave
   std::mutex random_mutex;
   std::mt19937_64 random{std::random_device{}()};
 
@@ -98,20 +116,27 @@ struct Server::Impl {
 
   // Parses a body, checks the model, and waits for a slot. nullptr: the
   // client left while waiting.
-  std::unique_ptr<Call> admit(const httplib::Request& req) {
+  std::unique_ptr<Call> admit(const httplib::Request& req, const std::string& body) {
     auto call = std::make_unique<Call>();
     RequestLimits limits;
     limits.max_images = options.max_images;
-    call->chat = parse_chat_request(req.body, limits);
+    call->chat = parse_chat_request(body, limits);
     if (!call->chat.model.empty() && call->chat.model != model_id)
       throw ApiError(404, "invalid_request_error", "model_not_found", "model",
                      fmt::format("The model '{}' does not exist: this server serves '{}'", call->chat.model, model_id));
+    if (!engine.model_info().vision)
+      for (size_t i = 0; i < call->chat.request.messages.size(); ++i)
+        for (size_t j = 0; j < call->chat.request.messages[i].parts.size(); ++j)
+          if (call->chat.request.messages[i].parts[j].kind == Part::Kind::image)
+            throw ApiError::invalid(fmt::format("messages[{}].content[{}]", i, j),
+                                    fmt::format("the model '{}' has no vision encoder: it cannot see images", model_id),
+                                    "unsupported_value");
     call->info = {fmt::format("chatcmpl-{:016x}{:08x}", random_u64(), static_cast<uint32_t>(random_u64())),
                   static_cast<int64_t>(std::time(nullptr)), model_id};
     call->seed = call->chat.seed ? *call->chat.seed : random_u64();
     call->deadline = Clock::now() + std::chrono::milliseconds(options.request_timeout_ms);
     call->watch = std::make_shared<PeerWatch>(req.remote_addr, req.remote_port, req.local_port);
-    call->slot = admission.acquire(call->deadline, [w = call->watch] { return w->gone(); });
+    call->slot = admission.acquire(call->deadline, [this, w = call->watch] { return stopping || w->gone(); });
     if (!call->slot) {
       ++cancelled;
       return nullptr;
@@ -133,7 +158,7 @@ struct Server::Impl {
       Delta d;
       const bool go_on = reply.on_event(e, d);
       if (!gone && !d.empty() && !send(d)) gone = true;
-      if (call.watch->gone()) gone = true;
+      if (stopping || call.watch->gone()) gone = true;
       return go_on && !gone;
     });
     if (gone) return std::nullopt;
@@ -141,8 +166,8 @@ struct Server::Impl {
                          reply.content_tokens(result.trace), std::move(result.trace)};
   }
 
-  void chat_completions(const httplib::Request& req, httplib::Response& res) {
-    std::shared_ptr<Call> call = admit(req);
+  void chat_completions(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    std::shared_ptr<Call> call = admit(req, body);
     if (!call) return;
     if (!call->chat.stream) {
       std::vector<ChoiceOutcome> choices;
@@ -210,8 +235,8 @@ struct Server::Impl {
     return write(std::string(kSseDone));
   }
 
-  void ask_events(const httplib::Request& req, httplib::Response& res) {
-    std::shared_ptr<Call> call = admit(req);
+  void ask_events(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    std::shared_ptr<Call> call = admit(req, body);
     if (!call) return;
     if (call->chat.n != 1) throw ApiError::invalid("n", "n: this endpoint answers one choice");
     start_stream(res, [this, call](httplib::DataSink& sink) {
@@ -224,7 +249,7 @@ struct Server::Impl {
       try {
         engine.ask(r, [&](const Event& e) {
           if (!gone && !write(sse_event(event_json(e)))) gone = true;
-          if (call->watch->gone()) gone = true;
+          if (stopping || call->watch->gone()) gone = true;
           return !gone;
         });
       } catch (...) {
@@ -255,8 +280,14 @@ struct Server::Impl {
                        fmt::format("The model '{}' does not exist: this server serves '{}'", req.matches[1].str(), model_id));
       res.set_content(model_object().dump(), "application/json");
     });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { chat_completions(req, res); });
-    http.Post("/v1/musespark/ask", [this](const httplib::Request& req, httplib::Response& res) { ask_events(req, res); });
+    // Bodies are read here rather than by httplib, which would refuse a form-encoded
+    // body over 8 KiB (curl -d sends JSON labelled so) and parse it as a form.
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+      chat_completions(req, read_body(res, read), res);
+    });
+    http.Post("/v1/musespark/ask", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+      ask_events(req, read_body(res, read), res);
+    });
     http.Get(R"(/([A-Za-z0-9_.-]*))", [](const httplib::Request& req, httplib::Response& res) {
       const std::string name = req.matches[1].str().empty() ? "index.html" : req.matches[1].str();
       for (const ViewerFile& f : viewer_files())
@@ -277,8 +308,7 @@ struct Server::Impl {
         send_error(res, ApiError(404, "invalid_request_error", "not_found", "",
                                  fmt::format("no such route: {} {}", req.method, req.path)));
       else if (res.status == 413)
-        send_error(res, ApiError(413, "invalid_request_error", "request_too_large", "",
-                                 "the request body is larger than this server accepts"));
+        send_error(res, request_too_large());
       else if (res.status < 500)
         send_error(res, ApiError(res.status, "invalid_request_error", "", "", fmt::format("bad request (HTTP {})", res.status)));
       else
@@ -318,6 +348,9 @@ int Server::bind() {
 
 void Server::run() { impl_->http.listen_after_bind(); }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  impl_->stopping = true;
+  impl_->http.stop();
+}
 
 }  // namespace musespark::serve

@@ -46,7 +46,8 @@ class Server {
   int bind();
   // Serves until stop() is called (from another thread or a signal thread).
   void run();
-  // Stops accepting and returns run(); thread-safe.
+  // Stops accepting, cancels the requests that run or wait (their clients'
+  // connections are closed), and returns run(); thread-safe.
   void stop();
 
   struct Impl;

@@ -228,6 +228,9 @@ test("bad requests get OpenAI error objects and status codes, and the server goe
   await expectError(client.chat.completions.create({ ...thinking("hi"), messages: [{ role: "tool", content: "x" }] }), 400,
     "unsupported_parameter", "messages[0].role");
   await expectError(client.chat.completions.create({ ...thinking("hi"), model: "gpt-4o" }), 404, "model_not_found", "model");
+  await expectError(client.chat.completions.create({ ...thinking("hi"), messages: [{ role: "user", content: [
+    { type: "text", text: "What is this?" }, { type: "image_url", image_url: { url: dataUrl(testPicture(8, 8)) } }] }] }),
+    400, "unsupported_value", "messages[0].content[1]");
   await expectError(client.chat.completions.create({ ...thinking("hi"), stream: true, mode: "sideways" }), 400, "invalid_value", "mode");
   await expectError(client.chat.completions.create(thinking("x".repeat(1_200_000))), 413, "request_too_large");
 
