@@ -116,11 +116,12 @@ struct Server::Impl {
 
   // Parses a body, checks the model, and waits for a slot. nullptr: the
   // client left while waiting.
-  std::unique_ptr<Call> admit(const httplib::Request& req, const std::string& body) {
+  std::unique_ptr<Call> admit(const httplib::Request& req, const std::string& body, bool one_choice = false) {
     auto call = std::make_unique<Call>();
     RequestLimits limits;
     limits.max_images = options.max_images;
     call->chat = parse_chat_request(body, limits);
+    if (one_choice && call->chat.n != 1) throw ApiError::invalid("n", "n: this endpoint answers one choice");
     if (!call->chat.model.empty() && call->chat.model != model_id)
       throw ApiError(404, "invalid_request_error", "model_not_found", "model",
                      fmt::format("The model '{}' does not exist: this server serves '{}'", call->chat.model, model_id));
@@ -147,11 +148,25 @@ struct Server::Impl {
   // One choice: a run of the engine. `send` gets the message's new text as it
   // comes and returns false when the client cannot take it. nullopt: the
   // client has gone, and the run was cancelled.
-  std::optional<ChoiceOutcome> run_choice(const Call& call, int32_t index, const std::function<bool(const Delta&)>& send) {
+  // The engine's request for choice `index`: its seed, and what is left of
+  // the request's time as its deadline (or the client's own, if sooner).
+  static Request engine_request(const Call& call, int32_t index) {
     Request r = call.chat.request;
     r.seed = choice_seed(call.seed, index);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - Clock::now()).count();
     r.budgets.deadline_ms = std::max<int64_t>(1, r.budgets.deadline_ms > 0 ? std::min(r.budgets.deadline_ms, left) : left);
+    return r;
+  }
+
+  // The API error for the exception being handled; 5xx ones count as failed.
+  ApiError current_error() {
+    ApiError e = to_api_error(std::current_exception());
+    if (e.status() >= 500) ++failed;
+    return e;
+  }
+
+  std::optional<ChoiceOutcome> run_choice(const Call& call, int32_t index, const std::function<bool(const Delta&)>& send) {
+    const Request r = engine_request(call, index);
     ReplyBuilder reply(r.mode, call.chat.stop);
     bool gone = false;
     Result result = engine.ask(r, [&](const Event& e) {
@@ -229,22 +244,17 @@ struct Server::Impl {
       if (usage_field && !write(sse_event(usage_chunk_json(call.info, choices)))) return false;
     } catch (...) {
       // Headers are out: the error goes in the stream, as OpenAI sends it.
-      ++failed;
-      if (!write(sse_event(to_api_error(std::current_exception()).body()))) return false;
+      if (!write(sse_event(current_error().body()))) return false;
     }
     return write(std::string(kSseDone));
   }
 
   void ask_events(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    std::shared_ptr<Call> call = admit(req, body);
+    std::shared_ptr<Call> call = admit(req, body, true);
     if (!call) return;
-    if (call->chat.n != 1) throw ApiError::invalid("n", "n: this endpoint answers one choice");
     start_stream(res, [this, call](httplib::DataSink& sink) {
       auto write = [&](const std::string& data) { return sink.write(data.data(), data.size()); };
-      Request r = call->chat.request;
-      r.seed = call->seed;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline - Clock::now()).count();
-      r.budgets.deadline_ms = std::max<int64_t>(1, r.budgets.deadline_ms > 0 ? std::min(r.budgets.deadline_ms, left) : left);
+      const Request r = engine_request(*call, 0);
       bool gone = false;
       try {
         engine.ask(r, [&](const Event& e) {
@@ -253,8 +263,7 @@ struct Server::Impl {
           return !gone;
         });
       } catch (...) {
-        ++failed;
-        Json error = Json::parse(to_api_error(std::current_exception()).body());
+        Json error = Json::parse(current_error().body());
         if (!write(sse_event(Json{{"type", "error"}, {"error", error["error"]}}.dump(-1, ' ', false, Json::error_handler_t::replace))))
           return false;
       }
@@ -298,8 +307,12 @@ struct Server::Impl {
         }
       res.status = 404;
     });
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-      send_error(res, to_api_error(error));
+    http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (...) {
+        send_error(res, current_error());
+      }
     });
     // Statuses httplib sets itself (no route, body too large, unreadable request) get OpenAI's error body too.
     http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
