@@ -303,10 +303,10 @@ test("a full queue answers 503, and a client that goes away stops its work", asy
     const stream = await api.chat.completions.create({ ...long, stream: true }, { signal: aborter.signal });
     const reader = stream[Symbol.asyncIterator]();
     assert.equal((await reader.next()).value.choices[0].delta.role, "assistant");
-    await waitFor(async () => (await busy.health()).running === 1, 5000, "the stream to run");
+    await waitFor(async () => (await busy.health()).running === 1, 30000, "the stream to run");
     // ...a second waits in the queue, a third is refused.
     const queued = api.chat.completions.create(thinking("Short one.", { seed: 2 }));
-    await waitFor(async () => (await busy.health()).queued === 1, 5000, "the second request to queue");
+    await waitFor(async () => (await busy.health()).queued === 1, 30000, "the second request to queue");
     await expectError(api.chat.completions.create(thinking("One too many.")), 503, "queue_full");
     assert.equal((await busy.health()).rejected, 1);
 
@@ -315,14 +315,14 @@ test("a full queue answers 503, and a client that goes away stops its work", asy
     aborter.abort();
     const answer = await queued;
     assert.equal(answer.choices.length, 1);
-    assert.ok(Date.now() - left < 15000, "the abandoned stream stopped long before its budget");
-    await waitFor(async () => (await busy.health()).cancelled === 1, 5000, "the stream to count as cancelled");
+    assert.ok(Date.now() - left < 60000, "the abandoned stream stopped long before its budget (minutes)");
+    await waitFor(async () => (await busy.health()).cancelled === 1, 30000, "the stream to count as cancelled");
 
     // The same for a client that is not streaming: the server notices the closed connection.
     const gone = new AbortController();
     const pending = fetch(`${busy.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify(long), signal: gone.signal })
       .catch((err) => err.name);
-    await waitFor(async () => (await busy.health()).running === 1, 5000, "the request to run");
+    await waitFor(async () => (await busy.health()).running === 1, 30000, "the request to run");
     gone.abort();
     assert.equal(await pending, "AbortError");
     await waitFor(async () => { const h = await busy.health(); return h.running === 0 && h.cancelled === 2; }, 5000,
