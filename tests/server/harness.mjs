@@ -21,7 +21,7 @@ export async function startServer(model, args = []) {
   let stdout = "", stderr = "";
   child.stderr.on("data", (d) => { stderr += d; });
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${stdout}\n${stderr}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${stdout}\n${stderr}`)), 120000);
     child.stdout.on("data", (d) => {
       stdout += d;
       const m = stdout.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\//);
