@@ -13,5 +13,6 @@ void add_bench_command(CLI::App& app, int& exit_code);
 void add_ask_command(CLI::App& app, int& exit_code);
 void add_distill_command(CLI::App& app, int& exit_code);
 void add_eval_command(CLI::App& app, int& exit_code);
+void add_serve_command(CLI::App& app, int& exit_code);
 
 }  // namespace musespark::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   musespark::cli::add_bench_command(app, exit_code);
   musespark::cli::add_distill_command(app, exit_code);
   musespark::cli::add_eval_command(app, exit_code);
+  musespark::cli::add_serve_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,63 @@
+#include "serve/event_json.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace musespark::serve {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// A part of the trace document, from a trace holding only that part.
+Json trace_part(const ReasoningTrace& t, const char* key) { return Json::parse(t.to_json())[key]; }
+
+}  // namespace
+
+std::string event_json(const Event& e) {
+  Json j{{"type", event_kind_name(e.kind)}};
+  switch (e.kind) {
+    case EventKind::agent_started:
+      j["agent"] = e.agent;
+      j["round"] = e.round;
+      break;
+    case EventKind::text_delta:
+      j["agent"] = e.agent;
+      j["round"] = e.round;
+      j["text"] = e.text;
+      j["in_thinking"] = e.in_thinking;
+      j["tokens"] = e.tokens;
+      j["confidence"] = e.confidence;
+      break;
+    case EventKind::step:
+      j["agent"] = e.agent;
+      j["round"] = e.round;
+      j["text"] = e.text;
+      break;
+    case EventKind::agent_finished: {
+      j["agent"] = e.agent;
+      j["round"] = e.round;
+      ReasoningTrace t;
+      t.agents.push_back(*e.agent_trace);
+      j["agent_trace"] = trace_part(t, "agents")[0];
+      break;
+    }
+    case EventKind::vote_update: {
+      ReasoningTrace t;
+      t.votes = *e.votes;
+      j["votes"] = trace_part(t, "votes");
+      break;
+    }
+    case EventKind::escalation: {
+      ReasoningTrace t;
+      t.escalations.push_back(*e.escalation);
+      j["escalation"] = trace_part(t, "escalations")[0];
+      break;
+    }
+    case EventKind::final_answer:
+      j["answer"] = e.text;
+      j["trace"] = Json::parse(e.trace->to_json());
+      break;
+  }
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace musespark::serve

@@ -1,0 +1,59 @@
+// musespark serve — the HTTP server: OpenAI's Chat Completions API over one
+// Engine, the engine's events as a stream, and the trace viewer.
+//
+//   GET  /                        the trace viewer (web/viewer/)
+//   GET  /health                  status and queue counts
+//   GET  /v1/models[/ID]          the one model served
+//   POST /v1/chat/completions     OpenAI Chat Completions (stream or not)
+//   POST /v1/musespark/ask        the same request, answered as a stream of engine events
+//
+// docs/server.md has every field. Errors are OpenAI error objects with their
+// HTTP status; no request can crash the server.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "musespark/engine.hpp"
+
+namespace musespark::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                        // 0: any free port (bind() says which)
+  std::string model_id;                   // the name clients use; "": the model folder's name
+  int32_t parallel = 1;                   // requests running at once
+  int32_t max_queue = 16;                 // requests waiting for a slot; more get 503
+  size_t max_body_bytes = 32u << 20;      // larger bodies get 413
+  int32_t max_images = 8;                 // per request
+  int32_t read_timeout_s = 30;            // reading a request (and between keep-alive requests)
+  int32_t write_timeout_s = 30;           // a client that reads nothing for this long is dropped
+  int64_t request_timeout_ms = 600'000;   // queue wait + run; agents stop at it (reason "deadline")
+  bool log_requests = true;               // one line per request on stderr
+};
+
+class Server {
+ public:
+  // `engine` must outlive the server; it is shared by every request.
+  Server(const Engine& engine, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the address; returns the port. Throws Error{io} when it cannot.
+  int bind();
+  // Serves until stop() is called (from another thread or a signal thread).
+  void run();
+  // Stops accepting, cancels the requests that run or wait (their clients'
+  // connections are closed), and returns run(); thread-safe.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace musespark::serve
