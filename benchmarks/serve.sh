@@ -11,7 +11,7 @@
 # --parallel, default 1), THREADS (--threads; default: cores / PARALLEL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:-build/models/demo-qwen3}
+model=${1:-models/musespark-mini}
 if [ ! -f "$model/config.json" ]; then
   /usr/bin/python3 tests/tools/make_tiny_model.py "$model" --arch qwen3 --hidden 256 --layers 4 \
     --heads 8 --kv-heads 4 --head-dim 32 --intermediate 768 --tie --seed 1 --open-think \
