@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/decode_ops.hpp"
 #include "model/weights_torch.hpp"
 #include "musespark/error.hpp"
 
@@ -350,9 +351,17 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       const at::Tensor& e = inj.embeddings->impl().rows;
       x.narrow(0, rows[i] + inj.offset, e.size(0)).copy_(e);
     }
+  // A few bf16 rows: the small ops as fused loops (kernels/decode_ops.hpp),
+  // and each layer's last residual add fused into the next layer's norm.
+  const bool fused = packed && T <= 16 && dtype_ == at::kBFloat16;
+  const double eps = c.rms_norm_eps;
+  at::Tensor residual;  // fused: still to be added to x
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     const LayerWeights& l = w_.layers[layer];
-    at::Tensor h = rms_norm(x, l.input_norm);
+    at::Tensor h;
+    if (!fused) h = rms_norm(x, l.input_norm);
+    else if (!residual.defined()) h = kernels::rms_norm(x, l.input_norm, eps);
+    else std::tie(x, h) = kernels::add_rms_norm(x, residual, l.input_norm, eps);
     at::Tensor q, k, v;
     if (packed) {
       at::Tensor qkv = l.qkv(h, dtype_);
@@ -364,12 +373,17 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       k = project(h, l.k_proj, l.k_bias).view({T, kvh, hd});
       v = project(h, l.v_proj, l.v_bias).view({T, kvh, hd});
     }
-    if (c.qk_norm) {
-      q = rms_norm(q, l.q_norm);
-      k = rms_norm(k, l.k_norm);
+    if (fused) {
+      q = kernels::norm_rope(q, l.q_norm, eps, cos, sin);
+      k = kernels::norm_rope(k, l.k_norm, eps, cos, sin);
+    } else {
+      if (c.qk_norm) {
+        q = rms_norm(q, l.q_norm);
+        k = rms_norm(k, l.k_norm);
+      }
+      q = apply_rope(q, cos, sin);
+      k = apply_rope(k, cos, sin);
     }
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
 
     std::vector<at::Tensor> outs(items.size());
     for (const auto& group : groups) {
@@ -392,18 +406,25 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       for (size_t j = 0; j < group.size(); ++j) outs[group[j]] = out.narrow(0, static_cast<int64_t>(j), 1);
     }
     at::Tensor attn = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
-    x = x + (packed ? l.o(attn, dtype_) : project(attn, l.o_proj));
-
-    h = rms_norm(x, l.post_attention_norm);
+    at::Tensor attn_out = packed ? l.o(attn, dtype_) : project(attn, l.o_proj);
+    if (fused) {
+      std::tie(x, h) = kernels::add_rms_norm(x, attn_out, l.post_attention_norm, eps);
+    } else {
+      x = x + attn_out;
+      h = rms_norm(x, l.post_attention_norm);
+    }
     if (packed) {
       const int64_t I = c.intermediate_size;
       at::Tensor gate_up = l.gate_up(h, dtype_);
-      x = x + l.down(at::silu(gate_up.narrow(1, 0, I)) * gate_up.narrow(1, I, I), dtype_);
+      at::Tensor act = fused ? kernels::silu_mul(gate_up) : at::silu(gate_up.narrow(1, 0, I)) * gate_up.narrow(1, I, I);
+      residual = l.down(act, dtype_);
+      if (!fused) x = x + residual;
     } else {
       x = x + project(at::silu(project(h, l.gate_proj)) * project(h, l.up_proj), l.down_proj);
     }
   }
 
+  if (fused) x = x + residual;
   for (const auto& item : items) item.cache->own_length += item.count;
 
   // Only the rows whose logits are wanted go through the final norm and head.
