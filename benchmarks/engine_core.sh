@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Engine-core figures for the README: prefill and decode speed on the
-# Qwen3-0.6B-shaped model, f32 and bf16, batch 1 and 8, 2 threads.
+# Qwen3-0.6B-shaped model, 2 threads: f32 and bf16 on libtorch alone
+# (MUSESPARK_KERNELS=none), bf16 and int8 on our decode kernels, batch 1 and 8.
+# Usage: benchmarks/engine_core.sh [gen-tokens (32)] [prompt-tokens (128)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=$(benchmarks/make_qwen3_06b_shape.sh)
-for dtype in f32 bf16; do
-  for batch in 1 8; do
-    echo "== dtype $dtype, batch $batch"
-    build/bin/musespark bench --model "$model" --threads 2 --dtype "$dtype" --batch "$batch" \
-      --prompt-tokens 128 --gen-tokens 32
-  done
+gen=${1:-32}
+prompt=${2:-128}
+run() {  # label, env, dtype, batch
+  echo "== $1, dtype $3, batch $4"
+  env $2 build/bin/musespark bench --model "$model" --threads 2 --dtype "$3" --batch "$4" \
+    --prompt-tokens "$prompt" --gen-tokens "$gen"
+}
+for batch in 1 8; do
+  run libtorch MUSESPARK_KERNELS=none f32 "$batch"
+  run libtorch MUSESPARK_KERNELS=none bf16 "$batch"
+  run kernels MUSESPARK_KERNELS=avx512 bf16 "$batch"
+  run kernels MUSESPARK_KERNELS=avx512 int8 "$batch"
 done

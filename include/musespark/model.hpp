@@ -17,10 +17,17 @@
 
 namespace musespark {
 
-// The dtype activations and weights are computed in.
-enum class DType { f32, bf16 };
+// The dtype weights are held and computed in.
+//   f32, bf16: weights and activations of that type.
+//   int8: the matrices quantised at load to int8 per output row (symmetric,
+//         float32 scales) and multiplied with activations quantised per row
+//         at each product; everything else (embeddings, norms, the KV cache,
+//         activations between products) in bf16. Half the bytes of bf16 per
+//         decoded token; the accuracy cost is measured in the README.
+// Values are only ever appended.
+enum class DType { f32, bf16, int8 };
 
-// "f32" / "bf16"; parse_dtype throws Error{invalid_argument} for anything else.
+// "f32" / "bf16" / "int8"; parse_dtype throws Error{invalid_argument} for anything else.
 const char* dtype_name(DType dtype);
 DType parse_dtype(const std::string& name);
 

@@ -107,7 +107,12 @@ typedef enum musespark_effort {
   MUSESPARK_EFFORT_XHIGH = 4
 } musespark_effort;
 
-typedef enum musespark_dtype { MUSESPARK_DTYPE_F32 = 0, MUSESPARK_DTYPE_BF16 = 1 } musespark_dtype;
+/* INT8: matrices quantised to int8 at load (per output row), the rest bf16. */
+typedef enum musespark_dtype {
+  MUSESPARK_DTYPE_F32 = 0,
+  MUSESPARK_DTYPE_BF16 = 1,
+  MUSESPARK_DTYPE_INT8 = 2
+} musespark_dtype;
 
 /* ------------------------------------------------------------ engine */
 

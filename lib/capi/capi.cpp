@@ -347,7 +347,8 @@ musespark_status musespark_engine_load(const char* model_dir, const musespark_en
     switch (static_cast<int>(p.dtype)) {
       case MUSESPARK_DTYPE_F32: options.model.dtype = musespark::DType::f32; break;
       case MUSESPARK_DTYPE_BF16: options.model.dtype = musespark::DType::bf16; break;
-      default: bad_argument(fn, "params->dtype", fmt::format("must be F32 (0) or BF16 (1), got {}",
+      case MUSESPARK_DTYPE_INT8: options.model.dtype = musespark::DType::int8; break;
+      default: bad_argument(fn, "params->dtype", fmt::format("must be F32 (0), BF16 (1) or INT8 (2), got {}",
                                                                    static_cast<int>(p.dtype)));
     }
     if (p.threads < 0) bad_argument(fn, "params->threads", "must not be negative");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "kernels/cpu_features.hpp"
 #include "model/model_impl.hpp"
 #include "model/vision_config.hpp"
 #include "musespark/image.hpp"
@@ -11,12 +12,20 @@
 
 namespace musespark {
 
-const char* dtype_name(DType dtype) { return dtype == DType::bf16 ? "bf16" : "f32"; }
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::bf16: return "bf16";
+    case DType::int8: return "int8";
+  }
+  return "f32";
+}
 
 DType parse_dtype(const std::string& name) {
   if (name == "f32" || name == "float32") return DType::f32;
   if (name == "bf16" || name == "bfloat16") return DType::bf16;
-  throw Error(ErrorKind::invalid_argument, "", "dtype", "expected f32 or bf16, got '" + name + "'");
+  if (name == "int8") return DType::int8;
+  throw Error(ErrorKind::invalid_argument, "", "dtype", "expected f32, bf16 or int8, got '" + name + "'");
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -56,10 +65,16 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
                     (directory / "config.json").string());
 
   detail::WeightStore store = detail::WeightStore::open(directory);
-  const at::ScalarType dtype = options.dtype == DType::bf16 ? at::kBFloat16 : at::kFloat;
+  // Activations (and the KV cache) are bf16 for both bf16 and int8 weights.
+  // bf16 decode takes our kernels only where they beat libtorch (AVX2 and up).
+  const at::ScalarType dtype = options.dtype == DType::f32 ? at::kFloat : at::kBFloat16;
+  detail::MatrixFormat matrices = detail::MatrixFormat::plain;
+  if (options.dtype == DType::int8) matrices = detail::MatrixFormat::int8;
+  if (options.dtype == DType::bf16 && kernels::active_isa() != kernels::KernelIsa::none)
+    matrices = detail::MatrixFormat::bf16;
 
   auto impl = std::make_unique<Impl>();
-  impl->transformer = std::make_unique<detail::Transformer>(config, store, dtype, max_context);
+  impl->transformer = std::make_unique<detail::Transformer>(config, store, dtype, max_context, matrices);
   ModelInfo& info = impl->info;
   info.architecture = config.architecture;
   info.directory = directory;

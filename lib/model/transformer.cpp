@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/decode_ops.hpp"
 #include "model/weights_torch.hpp"
 #include "musespark/error.hpp"
 
@@ -46,12 +47,14 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
 }  // namespace
 
 Transformer::Transformer(ModelConfig config, const WeightStore& store, at::ScalarType dtype,
-                         int64_t max_context)
-    : config_(std::move(config)), dtype_(dtype) {
+                         int64_t max_context, MatrixFormat matrices)
+    : config_(std::move(config)), dtype_(dtype), matrices_(matrices) {
   const auto& c = config_;
   const int64_t H = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.num_attention_heads * hd, kv_dim = c.num_key_value_heads * hd;
   const int64_t elem = at::elementSize(dtype);
+  const auto packed_format =
+      matrices == MatrixFormat::int8 ? kernels::WeightFormat::int8 : kernels::WeightFormat::bf16;
 
   auto load = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorView& view = store.require(name, shape);
@@ -59,6 +62,24 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
     parameter_count_ += t.numel();
     bytes_per_token_ += t.numel() * elem;
     return t;
+  };
+  // Packs stacked matrices (and their biases) for the kernels; int8 keeps
+  // only the packed form, so the plain tensors are released.
+  auto pack = [&](std::initializer_list<at::Tensor*> parts, std::initializer_list<const at::Tensor*> biases) {
+    if (matrices_ == MatrixFormat::plain) return kernels::PackedLinear{};
+    std::vector<at::Tensor> ws, bs;
+    for (at::Tensor* w : parts) ws.push_back(*w);
+    for (const at::Tensor* b : biases)
+      if (b->defined()) bs.push_back(*b);
+    kernels::PackedLinear packed = kernels::PackedLinear::pack(ws, bs, packed_format);
+    for (at::Tensor* w : parts) {
+      if (matrices_ == MatrixFormat::int8) {
+        bytes_per_token_ -= w->numel() * elem;
+        *w = at::Tensor();
+      }
+    }
+    if (matrices_ == MatrixFormat::int8) bytes_per_token_ += packed.weight_bytes();
+    return packed;
   };
 
   w_.embed_tokens = to_tensor(store.require("model.embed_tokens.weight", {c.vocab_size, H}), dtype_,
@@ -87,6 +108,10 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
     l.gate_proj = load(p + "mlp.gate_proj.weight", {c.intermediate_size, H});
     l.up_proj = load(p + "mlp.up_proj.weight", {c.intermediate_size, H});
     l.down_proj = load(p + "mlp.down_proj.weight", {H, c.intermediate_size});
+    l.qkv = pack({&l.q_proj, &l.k_proj, &l.v_proj}, {&l.q_bias, &l.k_bias, &l.v_bias});
+    l.o = pack({&l.o_proj}, {});
+    l.gate_up = pack({&l.gate_proj, &l.up_proj}, {});
+    l.down = pack({&l.down_proj}, {});
   }
   w_.final_norm = load("model.norm.weight", {H});
   if (c.tie_word_embeddings) {
@@ -95,6 +120,7 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
   } else {
     w_.lm_head = load("lm_head.weight", {c.vocab_size, H});
   }
+  w_.lm_head_packed = pack({&w_.lm_head}, {});
 
   // RoPE tables in float32, as HF computes them.
   at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
@@ -133,6 +159,15 @@ std::vector<std::shared_ptr<KvSegment>> Transformer::new_pooled_segments(int64_t
     out.push_back(std::move(seg));
   }
   return out;
+}
+
+bool Transformer::use_packed(int64_t rows) const noexcept {
+  switch (matrices_) {
+    case MatrixFormat::plain: return false;
+    case MatrixFormat::bf16: return rows <= 16;
+    case MatrixFormat::int8: return true;
+  }
+  return false;
 }
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
@@ -278,6 +313,7 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
     }
   }
   const int64_t T = static_cast<int64_t>(ids.size());
+  const bool packed = use_packed(T);
   at::Tensor id_tensor = at::tensor(ids, at::kLong);
   at::Tensor pos_tensor = at::tensor(positions, at::kLong);
   at::Tensor cos = rope_cos_.index_select(0, pos_tensor).to(dtype_);
@@ -315,18 +351,39 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       const at::Tensor& e = inj.embeddings->impl().rows;
       x.narrow(0, rows[i] + inj.offset, e.size(0)).copy_(e);
     }
+  // A few bf16 rows: the small ops as fused loops (kernels/decode_ops.hpp),
+  // and each layer's last residual add fused into the next layer's norm.
+  const bool fused = packed && T <= 16 && dtype_ == at::kBFloat16;
+  const double eps = c.rms_norm_eps;
+  at::Tensor residual;  // fused: still to be added to x
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     const LayerWeights& l = w_.layers[layer];
-    at::Tensor h = rms_norm(x, l.input_norm);
-    at::Tensor q = project(h, l.q_proj, l.q_bias).view({T, heads, hd});
-    at::Tensor k = project(h, l.k_proj, l.k_bias).view({T, kvh, hd});
-    at::Tensor v = project(h, l.v_proj, l.v_bias).view({T, kvh, hd});
-    if (c.qk_norm) {
-      q = rms_norm(q, l.q_norm);
-      k = rms_norm(k, l.k_norm);
+    at::Tensor h;
+    if (!fused) h = rms_norm(x, l.input_norm);
+    else if (!residual.defined()) h = kernels::rms_norm(x, l.input_norm, eps);
+    else std::tie(x, h) = kernels::add_rms_norm(x, residual, l.input_norm, eps);
+    at::Tensor q, k, v;
+    if (packed) {
+      at::Tensor qkv = l.qkv(h, dtype_);
+      q = qkv.narrow(1, 0, heads * hd).view({T, heads, hd});
+      k = qkv.narrow(1, heads * hd, kvh * hd).view({T, kvh, hd});
+      v = qkv.narrow(1, (heads + kvh) * hd, kvh * hd).view({T, kvh, hd});
+    } else {
+      q = project(h, l.q_proj, l.q_bias).view({T, heads, hd});
+      k = project(h, l.k_proj, l.k_bias).view({T, kvh, hd});
+      v = project(h, l.v_proj, l.v_bias).view({T, kvh, hd});
     }
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
+    if (fused) {
+      q = kernels::norm_rope(q, l.q_norm, eps, cos, sin);
+      k = kernels::norm_rope(k, l.k_norm, eps, cos, sin);
+    } else {
+      if (c.qk_norm) {
+        q = rms_norm(q, l.q_norm);
+        k = rms_norm(k, l.k_norm);
+      }
+      q = apply_rope(q, cos, sin);
+      k = apply_rope(k, cos, sin);
+    }
 
     std::vector<at::Tensor> outs(items.size());
     for (const auto& group : groups) {
@@ -349,12 +406,25 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       for (size_t j = 0; j < group.size(); ++j) outs[group[j]] = out.narrow(0, static_cast<int64_t>(j), 1);
     }
     at::Tensor attn = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
-    x = x + project(attn, l.o_proj);
-
-    h = rms_norm(x, l.post_attention_norm);
-    x = x + project(at::silu(project(h, l.gate_proj)) * project(h, l.up_proj), l.down_proj);
+    at::Tensor attn_out = packed ? l.o(attn, dtype_) : project(attn, l.o_proj);
+    if (fused) {
+      std::tie(x, h) = kernels::add_rms_norm(x, attn_out, l.post_attention_norm, eps);
+    } else {
+      x = x + attn_out;
+      h = rms_norm(x, l.post_attention_norm);
+    }
+    if (packed) {
+      const int64_t I = c.intermediate_size;
+      at::Tensor gate_up = l.gate_up(h, dtype_);
+      at::Tensor act = fused ? kernels::silu_mul(gate_up) : at::silu(gate_up.narrow(1, 0, I)) * gate_up.narrow(1, I, I);
+      residual = l.down(act, dtype_);
+      if (!fused) x = x + residual;
+    } else {
+      x = x + project(at::silu(project(h, l.gate_proj)) * project(h, l.up_proj), l.down_proj);
+    }
   }
 
+  if (fused) x = x + residual;
   for (const auto& item : items) item.cache->own_length += item.count;
 
   // Only the rows whose logits are wanted go through the final norm and head.
@@ -367,7 +437,9 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
     }
   }
   at::Tensor selected = static_cast<int64_t>(wanted.size()) == T ? x : x.index_select(0, at::tensor(wanted, at::kLong));
-  return project(rms_norm(selected, w_.final_norm), w_.lm_head).to(at::kFloat).contiguous();
+  at::Tensor normed = rms_norm(selected, w_.final_norm);
+  if (use_packed(normed.size(0))) return w_.lm_head_packed(normed, at::kFloat);
+  return project(normed, w_.lm_head).to(at::kFloat).contiguous();
 }
 
 }  // namespace musespark::detail

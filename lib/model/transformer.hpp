@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/packed_linear.hpp"
 #include "model/config.hpp"
 #include "model/kv_cache.hpp"
 #include "model/safetensors.hpp"
@@ -20,18 +21,30 @@
 
 namespace musespark::detail {
 
+// How the matrices of the layers and the head are held.
+enum class MatrixFormat {
+  plain,  // tensors of the compute dtype; every product is at::linear
+  bf16,   // plain bf16 tensors for prefill, plus packed copies for decode
+  int8,   // packed int8 only (kernels/packed_linear.hpp), for every product
+};
+
 struct LayerWeights {
   at::Tensor input_norm, post_attention_norm;
+  // Plain matrices (undefined with MatrixFormat::int8).
   at::Tensor q_proj, k_proj, v_proj, o_proj;
   at::Tensor q_bias, k_bias, v_bias;   // undefined unless config.qkv_bias
   at::Tensor q_norm, k_norm;           // undefined unless config.qk_norm
   at::Tensor gate_proj, up_proj, down_proj;
+  // Packed for the kernels (undefined with MatrixFormat::plain): q|k|v and
+  // gate|up stacked so that each is one call.
+  kernels::PackedLinear qkv, o, gate_up, down;
 };
 
 struct TransformerWeights {
   at::Tensor embed_tokens;  // [vocab, hidden]
   at::Tensor final_norm;    // [hidden]
-  at::Tensor lm_head;       // [vocab, hidden]; the embedding itself when tied
+  at::Tensor lm_head;       // [vocab, hidden]; the embedding itself when tied (undefined with int8)
+  kernels::PackedLinear lm_head_packed;
   std::vector<LayerWeights> layers;
 };
 
@@ -59,9 +72,10 @@ namespace musespark::detail {
 class Transformer {
  public:
   // Walks the tensor table: every required tensor with its expected shape,
-  // converted to `dtype` (zero-copy where the file's dtype matches).
+  // converted to `dtype` (zero-copy where the file's dtype matches), the
+  // matrices packed as `matrices` says (bf16 and int8 need dtype bf16).
   Transformer(ModelConfig config, const WeightStore& weights, at::ScalarType dtype,
-              int64_t max_context);
+              int64_t max_context, MatrixFormat matrices = MatrixFormat::plain);
 
   const ModelConfig& config() const noexcept { return config_; }
   at::ScalarType dtype() const noexcept { return dtype_; }
@@ -81,6 +95,10 @@ class Transformer {
 
  private:
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // Whether a product over `rows` rows goes through the packed kernels:
+  // always for int8; for bf16 up to 16 rows (decode), where streaming the
+  // weights once beats libtorch, which wins on prefill's large products.
+  bool use_packed(int64_t rows) const noexcept;
   at::Tensor attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,
                        const at::Tensor& v, int64_t layer) const;
   // One decode token for each of several items whose own segments are slots
@@ -90,6 +108,7 @@ class Transformer {
 
   ModelConfig config_;
   at::ScalarType dtype_;
+  MatrixFormat matrices_;
   TransformerWeights w_;
   at::Tensor rope_cos_, rope_sin_;  // [max_context, head_dim/2], float32
   int64_t parameter_count_ = 0;

@@ -1,0 +1,122 @@
+#include "kernels/decode_ops.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/linear_isa.hpp"
+
+namespace musespark::kernels {
+namespace {
+
+using detail::bf16_bits;
+using detail::bf16_to_float;
+
+float round_bf16(float v) { return bf16_to_float(bf16_bits(v)); }
+
+const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr()); }
+uint16_t* bits_mut(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr()); }
+
+void require_bf16(const at::Tensor& t, const char* what) {
+  if (t.scalar_type() != at::kBFloat16 || t.stride(-1) != 1)
+    throw std::invalid_argument(std::string("decode op: ") + what + " must be bf16 with a contiguous last dim");
+}
+
+// One row of n: out = w * round(x * rsqrt(mean(x^2) + eps)), rounded.
+void rms_norm_row(const float* x, const uint16_t* w, int64_t n, double eps, uint16_t* out) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
+  const float mean = static_cast<float>(sum / double(n));
+  const float inv = 1.0f / std::sqrt(mean + static_cast<float>(eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits(bf16_to_float(w[i]) * round_bf16(x[i] * inv));
+}
+
+}  // namespace
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  require_bf16(x, "x");
+  const int64_t rows = x.size(0), n = x.size(1);
+  at::Tensor w = weight.contiguous();
+  at::Tensor out = at::empty({rows, n}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  std::vector<float> row(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* in = bits(x) + r * x.stride(0);
+    for (int64_t i = 0; i < n; ++i) row[i] = bf16_to_float(in[i]);
+    rms_norm_row(row.data(), bits(w), n, eps, bits_mut(out) + r * n);
+  }
+  return out;
+}
+
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                                               double eps) {
+  require_bf16(x, "x");
+  require_bf16(y, "y");
+  const int64_t rows = x.size(0), n = x.size(1);
+  at::Tensor w = weight.contiguous();
+  at::Tensor sum = at::empty({rows, n}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = at::empty_like(sum);
+  std::vector<float> row(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* a = bits(x) + r * x.stride(0);
+    const uint16_t* b = bits(y) + r * y.stride(0);
+    uint16_t* s = bits_mut(sum) + r * n;
+    for (int64_t i = 0; i < n; ++i) {
+      s[i] = bf16_bits(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+      row[i] = bf16_to_float(s[i]);
+    }
+    rms_norm_row(row.data(), bits(w), n, eps, bits_mut(out) + r * n);
+  }
+  return {sum, out};
+}
+
+at::Tensor norm_rope(const at::Tensor& heads, const at::Tensor& norm_weight, double eps, const at::Tensor& cos,
+                     const at::Tensor& sin) {
+  require_bf16(heads, "heads");
+  const int64_t rows = heads.size(0), count = heads.size(1), hd = heads.size(2), half = hd / 2;
+  at::Tensor c = cos.contiguous(), s = sin.contiguous();
+  at::Tensor w = norm_weight.defined() ? norm_weight.contiguous() : at::Tensor();
+  at::Tensor out = at::empty({rows, count, hd}, heads.options().memory_format(at::MemoryFormat::Contiguous));
+  std::vector<float> x(hd);
+  std::vector<uint16_t> normed(hd);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* cr = bits(c) + r * half;
+    const uint16_t* sr = bits(s) + r * half;
+    for (int64_t h = 0; h < count; ++h) {
+      const uint16_t* in = bits(heads) + r * heads.stride(0) + h * heads.stride(1);
+      for (int64_t i = 0; i < hd; ++i) x[i] = bf16_to_float(in[i]);
+      if (w.defined()) {
+        rms_norm_row(x.data(), bits(w), hd, eps, normed.data());
+        for (int64_t i = 0; i < hd; ++i) x[i] = bf16_to_float(normed[i]);
+      }
+      uint16_t* o = bits_mut(out) + (r * count + h) * hd;
+      for (int64_t i = 0; i < half; ++i) {
+        const float ci = bf16_to_float(cr[i]), si = bf16_to_float(sr[i]);
+        const float x1 = x[i], x2 = x[i + half];
+        o[i] = bf16_bits(round_bf16(x1 * ci) - round_bf16(x2 * si));
+        o[i + half] = bf16_bits(round_bf16(x2 * ci) + round_bf16(x1 * si));
+      }
+    }
+  }
+  return out;
+}
+
+at::Tensor silu_mul(const at::Tensor& gate_up) {
+  require_bf16(gate_up, "gate_up");
+  const int64_t rows = gate_up.size(0), inner = gate_up.size(1) / 2;
+  at::Tensor out = at::empty({rows, inner}, gate_up.options().memory_format(at::MemoryFormat::Contiguous));
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* g = bits(gate_up) + r * gate_up.stride(0);
+    const uint16_t* u = g + inner;
+    uint16_t* o = bits_mut(out) + r * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      // As ATen's bf16 silu: every step of x / (1 + exp(-x)) rounded to bf16.
+      const float gi = bf16_to_float(g[i]);
+      const float silu = round_bf16(gi / round_bf16(1.0f + round_bf16(std::exp(-gi))));
+      o[i] = bf16_bits(silu * bf16_to_float(u[i]));
+    }
+  }
+  return out;
+}
+
+}  // namespace musespark::kernels

@@ -1,0 +1,130 @@
+// AVX2 + FMA loops over the same panels as the AVX-512 ones (the fallback on
+// CPUs without AVX-512 BF16/VNNI).
+//
+// bf16: a 64-byte k-group is two 32-byte halves of 8 output rows; each
+// 32-bit lane holds (w[k], w[k+1]) of one row, turned into two float vectors
+// by a shift and a mask, then multiplied with broadcast float activations.
+// int8: each 32-bit lane holds 4 k of one row; |x| (unsigned) times w with
+// x's sign (vpsignb) in vpmaddubsw cannot saturate since |q| <= 127, and
+// vpmaddwd with ones sums the pairs: the exact integer dot of the VNNI path.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/linear_isa.hpp"
+
+#define MUSESPARK_AVX2 __attribute__((target("avx2,fma")))
+
+namespace musespark::kernels::detail {
+namespace {
+
+constexpr int kMaxRows = 4;  // rows per tile: 8 accumulators of the 16 ymm
+
+inline void store(const LinearArgs& a, int64_t row, int64_t col, float v) {
+  if (a.out_f32) static_cast<float*>(a.out)[row * a.out_stride + col] = v;
+  else static_cast<uint16_t*>(a.out)[row * a.out_stride + col] = bf16_bits(v);
+}
+
+template <int MR>
+MUSESPARK_AVX2 void bf16_tile(const LinearArgs& a, int64_t panel, int64_t row0) {
+  const int64_t groups = a.kp / kBf16Group;
+  const uint16_t* w = static_cast<const uint16_t*>(a.weights) + panel * groups * kPanelRows * kBf16Group;
+  const float* x = a.x_f32 + row0 * a.kp;
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+
+  __m256 acc[MR][2];
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 even[2], odd[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 32 + h * 16));
+      even[h] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      odd[h] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) {
+      const __m256 xe = _mm256_set1_ps(x[m * a.kp + 2 * g]);
+      const __m256 xo = _mm256_set1_ps(x[m * a.kp + 2 * g + 1]);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) acc[m][h] = _mm256_fmadd_ps(odd[h], xo, _mm256_fmadd_ps(even[h], xe, acc[m][h]));
+    }
+  }
+  const int64_t n0 = panel * kPanelRows;
+  for (int m = 0; m < MR; ++m) {
+    alignas(32) float out[16];
+    _mm256_store_ps(out, acc[m][0]);
+    _mm256_store_ps(out + 8, acc[m][1]);
+    for (int64_t i = 0; i < 16 && n0 + i < a.n; ++i)
+      store(a, row0 + m, n0 + i, out[i] + (a.bias ? a.bias[n0 + i] : 0.0f));
+  }
+}
+
+template <int MR>
+MUSESPARK_AVX2 void int8_tile(const LinearArgs& a, int64_t panel, int64_t row0) {
+  const int64_t groups = a.kp / kInt8Group;
+  const int8_t* w = static_cast<const int8_t*>(a.weights) + panel * groups * kPanelRows * kInt8Group;
+  const int8_t* x = a.x_q + row0 * a.kp;
+  const __m256i ones = _mm256_set1_epi16(1);
+
+  __m256i acc[MR][2];
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i wv[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) wv[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 64 + h * 32));
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) {
+      int32_t x4;
+      std::memcpy(&x4, x + m * a.kp + g * 4, 4);
+      const __m256i xv = _mm256_set1_epi32(x4);
+      const __m256i magnitude = _mm256_abs_epi8(xv);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(wv[h], xv));
+        acc[m][h] = _mm256_add_epi32(acc[m][h], _mm256_madd_epi16(pairs, ones));
+      }
+    }
+  }
+  const int64_t n0 = panel * kPanelRows;
+  for (int m = 0; m < MR; ++m) {
+    alignas(32) int32_t dot[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dot), acc[m][0]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dot + 8), acc[m][1]);
+    for (int64_t i = 0; i < 16 && n0 + i < a.n; ++i)
+      store(a, row0 + m, n0 + i,
+            int8_output(dot[i], a.x_scale[row0 + m], a.weight_scale[n0 + i], a.bias ? a.bias[n0 + i] : 0.0f));
+  }
+}
+
+template <template <int> class Tile>
+void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
+  // Panel outer, rows inner: a panel is re-read from cache, not memory.
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t r = 0; r < a.rows; r += kMaxRows) {
+      switch (a.rows - r >= kMaxRows ? kMaxRows : a.rows - r) {
+        case 1: Tile<1>::run(a, p, r); break;
+        case 2: Tile<2>::run(a, p, r); break;
+        case 3: Tile<3>::run(a, p, r); break;
+        default: Tile<4>::run(a, p, r); break;
+      }
+    }
+}
+
+template <int MR>
+struct Bf16Tile {
+  static void run(const LinearArgs& a, int64_t p, int64_t r) { bf16_tile<MR>(a, p, r); }
+};
+template <int MR>
+struct Int8Tile {
+  static void run(const LinearArgs& a, int64_t p, int64_t r) { int8_tile<MR>(a, p, r); }
+};
+
+}  // namespace
+
+void bf16_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Bf16Tile>(a, p0, p1); }
+void int8_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8Tile>(a, p0, p1); }
+
+}  // namespace musespark::kernels::detail

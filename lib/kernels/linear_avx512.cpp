@@ -1,0 +1,196 @@
+// AVX-512 loops: vdpbf16ps on bf16 panels, vpdpbusd on int8 panels.
+//
+// A tile is MR activation rows x NB panels (16 output rows each), all
+// accumulators in registers (MR * NB <= 16 of the 32 zmm). Per k-group the
+// tile loads NB 64-byte weight vectors once and multiplies each with the
+// MR broadcast activation groups, so weights stream from memory exactly
+// once per call for up to 16 rows, and never leave registers otherwise.
+#include <immintrin.h>
+
+// GCC 12's _mm512_undefined_* (inside _mm512_slli_epi32, _mm512_cvtepi32_ps)
+// trips -Wmaybe-uninitialized by design; the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/linear_isa.hpp"
+
+#define MUSESPARK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni")))
+
+namespace musespark::kernels::detail {
+namespace {
+
+// Rows per tile -> panels per tile: few rows leave registers for more
+// independent accumulator chains (and more streams in flight).
+constexpr int panels_per_tile(int mr) { return mr <= 4 ? 4 : mr <= 8 ? 2 : 1; }
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+MUSESPARK_AVX512 inline __mmask16 column_mask(const LinearArgs& a, int64_t n0) {
+  const int64_t left = a.n - n0;
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+MUSESPARK_AVX512 inline void store_row(const LinearArgs& a, int64_t row, int64_t n0, __m512 v, __mmask16 mask) {
+  if (a.out_f32) {
+    _mm512_mask_storeu_ps(static_cast<float*>(a.out) + row * a.out_stride + n0, mask, v);
+  } else {
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    _mm256_mask_storeu_epi16(static_cast<uint16_t*>(a.out) + row * a.out_stride + n0, mask, h);
+  }
+}
+
+// What differs between the bf16 and int8 tiles. In both, one k-group of
+// 16 output rows is 64 bytes of weights and one k-group of an activation
+// row is 4 bytes (2 bf16 or 4 int8), broadcast to every lane.
+struct Bf16Op {
+  using Acc = __m512;
+  static constexpr int64_t kGroup = kBf16Group;
+  static const void* x(const LinearArgs& a) { return a.x_bf16; }
+  MUSESPARK_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
+  MUSESPARK_AVX512 static Acc madd(Acc acc, __m512i w, __m512i x) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
+  }
+  // The epilogue of one panel (the 16 columns from n0).
+  struct Columns {
+    __m512 bias;
+    MUSESPARK_AVX512 Columns(const LinearArgs& a, int64_t n0, __mmask16 mask)
+        : bias(a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + n0) : _mm512_setzero_ps()) {}
+    MUSESPARK_AVX512 __m512 finish(const LinearArgs&, int64_t, Acc acc) const { return _mm512_add_ps(acc, bias); }
+  };
+};
+
+struct Int8Op {
+  using Acc = __m512i;
+  static constexpr int64_t kGroup = kInt8Group;
+  static const void* x(const LinearArgs& a) { return a.x_q; }
+  MUSESPARK_AVX512 static Acc zero() { return _mm512_setzero_si512(); }
+  MUSESPARK_AVX512 static Acc madd(Acc acc, __m512i w, __m512i x) { return _mm512_dpbusd_epi32(acc, x, w); }
+  struct Columns {
+    __m512 bias, w_scale;
+    __m512i offset;
+    MUSESPARK_AVX512 Columns(const LinearArgs& a, int64_t n0, __mmask16 mask)
+        : bias(a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + n0) : _mm512_setzero_ps()),
+          w_scale(_mm512_maskz_loadu_ps(mask, a.weight_scale + n0)),
+          // The activations carry +128 (unsigned): take 128 * the sum of each row's weights back.
+          offset(_mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, a.weight_sum + n0), 7)) {}
+    // int8_output, lane by lane.
+    MUSESPARK_AVX512 __m512 finish(const LinearArgs& a, int64_t row, Acc acc) const {
+      const __m512i dot = _mm512_sub_epi32(acc, offset);
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(a.x_scale[row]), w_scale);
+      return _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), scale), bias);
+    }
+  };
+};
+
+template <class Op, int MR, int NB>
+MUSESPARK_AVX512 void tile(const LinearArgs& a, int64_t panel, int64_t row0) {
+  const int64_t groups = a.kp / Op::kGroup;
+  const int64_t panel_bytes = groups * 64;
+  const char* w = static_cast<const char*>(a.weights) + panel * panel_bytes;
+  const char* x = static_cast<const char*>(Op::x(a)) + row0 * groups * 4;
+
+  typename Op::Acc acc[MR][NB];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[m][b] = Op::zero();
+
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i wv[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(w + b * panel_bytes + g * 64);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      const __m512i xv = _mm512_set1_epi32(static_cast<int>(load_u32(x + (m * groups + g) * 4)));
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[m][b] = Op::madd(acc[m][b], wv[b], xv);
+    }
+  }
+
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) {
+    const int64_t n0 = (panel + b) * kPanelRows;
+    if (n0 >= a.n) break;
+    const __mmask16 mask = column_mask(a, n0);
+    const typename Op::Columns columns(a, n0, mask);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) store_row(a, row0 + m, n0, columns.finish(a, row0 + m, acc[m][b]), mask);
+  }
+}
+
+// All panels [p0, p1) for rows [row0, row0 + MR).
+template <class Op, int MR>
+void tiles(const LinearArgs& a, int64_t p0, int64_t p1, int64_t row0) {
+  constexpr int NB = panels_per_tile(MR);
+  int64_t p = p0;
+  for (; p + NB <= p1; p += NB) tile<Op, MR, NB>(a, p, row0);
+  for (; p < p1; ++p) tile<Op, MR, 1>(a, p, row0);
+}
+
+template <class Op>
+void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
+  for (int64_t r = 0; r < a.rows; r += 16) {
+    switch (a.rows - r >= 16 ? 16 : a.rows - r) {
+      case 1: tiles<Op, 1>(a, p0, p1, r); break;
+      case 2: tiles<Op, 2>(a, p0, p1, r); break;
+      case 3: tiles<Op, 3>(a, p0, p1, r); break;
+      case 4: tiles<Op, 4>(a, p0, p1, r); break;
+      case 5: tiles<Op, 5>(a, p0, p1, r); break;
+      case 6: tiles<Op, 6>(a, p0, p1, r); break;
+      case 7: tiles<Op, 7>(a, p0, p1, r); break;
+      case 8: tiles<Op, 8>(a, p0, p1, r); break;
+      case 9: tiles<Op, 9>(a, p0, p1, r); break;
+      case 10: tiles<Op, 10>(a, p0, p1, r); break;
+      case 11: tiles<Op, 11>(a, p0, p1, r); break;
+      case 12: tiles<Op, 12>(a, p0, p1, r); break;
+      case 13: tiles<Op, 13>(a, p0, p1, r); break;
+      case 14: tiles<Op, 14>(a, p0, p1, r); break;
+      case 15: tiles<Op, 15>(a, p0, p1, r); break;
+      default: tiles<Op, 16>(a, p0, p1, r); break;
+    }
+  }
+}
+
+// Up to 16 floats from element i of x (bf16 bits or float32), zero past `left`.
+MUSESPARK_AVX512 inline __m512 load_floats(const void* x, bool is_bf16, int64_t i, int64_t left) {
+  const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  if (!is_bf16) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(x) + i);
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(x) + i);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+}  // namespace
+
+void bf16_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Bf16Op>(a, p0, p1); }
+void int8_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8Op>(a, p0, p1); }
+
+MUSESPARK_AVX512 void quantize_rows_avx512(const void* x, bool x_is_bf16, int64_t rows, int64_t k, int64_t kp,
+                                           int8_t* q, float* scale, bool offset128) {
+  const __m512i offset = _mm512_set1_epi32(offset128 ? 128 : 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    __m512 vmax = _mm512_setzero_ps();
+    for (int64_t i = 0; i < k; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(load_floats(x, x_is_bf16, r * k + i, k - i)));
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const __m512 inverse = _mm512_set1_ps(quantize_inverse(amax));
+    scale[r] = amax / 127.0f;
+    int8_t* out = q + r * kp;
+    for (int64_t i = 0; i < kp; i += 16) {
+      // Past k the load gives zero, which quantises to the value of zero.
+      const __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(load_floats(x, x_is_bf16, r * k + i, k - i), inverse),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m512i iv = _mm512_cvttps_epi32(v);
+      iv = _mm512_min_epi32(_mm512_max_epi32(iv, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+      const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(iv, offset));
+      const __mmask16 mask = kp - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (kp - i)) - 1);
+      _mm_mask_storeu_epi8(out + i, mask, bytes);
+    }
+  }
+}
+
+}  // namespace musespark::kernels::detail
