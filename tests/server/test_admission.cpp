@@ -44,11 +44,13 @@ TEST_CASE("serve: admission runs `parallel` requests, queues the next in order, 
   }
   CHECK(a.counts().rejected == 1);
 
+  // One slot at a time, so the order of the waiters' records is the order
+  // they were admitted in: w1 gets s1's slot, and w2 only the slot w1 frees.
   s1.reset();
-  s2.reset();
   w1.join();
   w2.join();
   CHECK(order == std::vector<int>{1, 2});  // first come, first served
+  s2.reset();
   CHECK(a.counts().running == 0);
   CHECK(a.counts().queued == 0);
 }
