@@ -7,6 +7,7 @@
 // learning rate and tokens/s, and a line at every evaluation.
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -95,6 +96,12 @@ void add_distill_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--eval-samples", o.eval_samples, "held-out samples per evaluation")->check(CLI::NonNegativeNumber);
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o.threads, "intra-op threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--precision", o.precision,
+                  "matrix products in training: auto (bf16 where the CPU has AVX-512 BF16), f32 or bf16")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, DistillOptions::Precision>{
+          {"auto", DistillOptions::Precision::automatic},
+          {"f32", DistillOptions::Precision::f32},
+          {"bf16", DistillOptions::Precision::bf16}}));
   cmd->add_flag("--no-resume", a->no_resume, "start over even if --out holds a run");
   cmd->add_option("--export-samples", a->export_count,
                   "instead of training: write this many curriculum samples (JSONL + PNG) to --out")

@@ -239,7 +239,10 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   };
   std::vector<Held> held;
   for (const auto& kind : kinds) {
-    const detail::Curriculum curriculum({options.seed, {*detail::parse_task_kind(kind)}});
+    detail::CurriculumOptions picked;
+    picked.seed = options.seed;
+    picked.kinds = {*detail::parse_task_kind(kind)};
+    const detail::Curriculum curriculum(picked);
     const auto kind_number = static_cast<uint64_t>(
         std::find(eval_kind_names().begin(), eval_kind_names().end(), kind) - eval_kind_names().begin());
     for (int32_t j = 0; j < options.tasks_per_kind; ++j) {

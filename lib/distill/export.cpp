@@ -12,7 +12,9 @@ namespace musespark {
 void export_samples(const std::filesystem::path& dir, uint64_t seed, uint64_t first, int64_t count) {
   using namespace detail;
   std::filesystem::create_directories(dir);
-  const Curriculum curriculum({seed});
+  CurriculumOptions options;
+  options.seed = seed;
+  const Curriculum curriculum(options);
   const auto file = dir / "samples.jsonl";
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   for (int64_t i = 0; i < count; ++i) {

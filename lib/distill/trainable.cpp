@@ -182,7 +182,7 @@ at::Tensor TrainableModel::forward(const Input& in) const {
   const at::Tensor& embed = p("model.embed_tokens.weight");
   at::Tensor x = at::embedding(embed, in.tokens).view({B * T, H});
   if (in.pixels.defined() && in.pixels.size(0) > 0)
-    x = x.index_put({in.image_rows}, vision(in.pixels).reshape({-1, H}));
+    x = x.index_put({in.image_rows}, vision(in.pixels).reshape({-1, H}).to(x.scalar_type()));
   x = x.view({B, T, H});
 
   at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);

@@ -1,5 +1,6 @@
 // musespark::distill — the training loop (see include/musespark/distill.hpp).
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 
@@ -10,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <malloc.h>
 #include <optional>
 #include <thread>
 
@@ -19,6 +22,7 @@
 #include "distill/curriculum.hpp"
 #include "distill/tokenizer_files.hpp"
 #include "distill/trainable.hpp"
+#include "kernels/cpu_features.hpp"
 #include "musespark/distill.hpp"
 #include "musespark/error.hpp"
 
@@ -187,6 +191,41 @@ Evaluation evaluate(const TrainableModel& model, std::span<const Sequence> held_
   return {ce_sum / std::max(1.0, rows), exact / std::max<size_t>(1, held_out.size())};
 }
 
+// See distill.hpp: every step frees and reallocates activations of the same
+// sizes; by default glibc hands large blocks back to the system (and the
+// kernel zeroes the pages again on the next step).
+void keep_freed_memory() {
+  // glibc refuses thresholds above 32 MiB on 64-bit; the top pad covers the rest.
+  if (mallopt(M_MMAP_THRESHOLD, 1 << 30) == 0) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  mallopt(M_TOP_PAD, 1 << 30);
+}
+
+bool use_bf16(DistillOptions::Precision p) {
+  if (p == DistillOptions::Precision::automatic) return kernels::detected_isa() == kernels::KernelIsa::avx512;
+  return p == DistillOptions::Precision::bf16;
+}
+
+// Matrix products in bfloat16 for the guard's lifetime (ATen's CPU autocast).
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_;
+};
+
 struct State {
   int64_t step = 0;
   double seconds = 0;
@@ -198,6 +237,8 @@ struct State {
 DistillReport distill(const DistillOptions& options) {
   DistillOptions o = options;
   check(o);
+  keep_freed_memory();
+  const bool bf16 = use_bf16(o.precision);
   at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   fs::create_directories(o.out);
   const fs::path state_file = o.out / "trainer_state.json";
@@ -284,12 +325,16 @@ DistillReport distill(const DistillOptions& options) {
     const double lr = learning_rate(o, step);
     const auto seqs = batch_of_step(curriculum, builder, step, o.batch);
     Batch b = make_batch(seqs, model.shape(), ids);
-    at::Tensor teacher_logits;
-    if (teacher) {
-      at::NoGradGuard no_grad;
-      teacher_logits = teacher->forward(b.input);
+    at::Tensor teacher_logits, logits;
+    {
+      Bf16Autocast autocast(bf16);
+      if (teacher) {
+        at::NoGradGuard no_grad;
+        teacher_logits = teacher->forward(b.input).to(at::kFloat);
+      }
+      logits = model.forward(b.input).to(at::kFloat);
     }
-    Losses l = losses(model.forward(b.input), b.targets, teacher_logits, o);
+    Losses l = losses(logits, b.targets, teacher_logits, o);
     for (const auto& [name, t] : model.parameters()) const_cast<at::Tensor&>(t).mutable_grad().reset();
     l.loss.backward();
 

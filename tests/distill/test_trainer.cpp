@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include <ATen/autocast_mode.h>
+
 #include <nlohmann/json.hpp>
 
 #include "distill/batch.hpp"
@@ -147,6 +149,28 @@ TEST_CASE("distill: training lowers the loss, writes a loadable folder, and a re
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i].second - b[i].second).abs().max().template item<double>());
   CHECK(worst < 1e-6);
+}
+
+TEST_CASE("distill: bf16 matrix products train like f32, and leave f32 weights") {
+  std::vector<double> f32_losses, bf16_losses;
+  DistillOptions a = tiny_run(temp_dir("distill-f32"), 8);
+  a.precision = DistillOptions::Precision::f32;
+  a.on_progress = [&](const DistillProgress& p) { f32_losses.push_back(p.cross_entropy); };
+  distill(a);
+  DistillOptions b = tiny_run(temp_dir("distill-bf16"), 8);
+  b.precision = DistillOptions::Precision::bf16;
+  b.on_progress = [&](const DistillProgress& p) { bf16_losses.push_back(p.cross_entropy); };
+  distill(b);
+  REQUIRE(f32_losses.size() == 8);
+  REQUIRE(bf16_losses.size() == 8);
+  // The same batches and initial weights: the first loss differs only by
+  // rounding, and bf16 must learn as f32 does (not stall or diverge).
+  CHECK(bf16_losses.front() == doctest::Approx(f32_losses.front()).epsilon(0.02));
+  CHECK(bf16_losses.back() < bf16_losses.front() * 0.8);
+  CHECK(bf16_losses.back() == doctest::Approx(f32_losses.back()).epsilon(0.1));
+  CHECK(f32_losses.front() != bf16_losses.front());  // bf16 really ran
+  for (const auto& [name, t] : read_safetensors(b.out / "model.safetensors")) CHECK_MESSAGE(bool(t.scalar_type() == at::kFloat), name);
+  CHECK(!at::autocast::is_cpu_enabled());  // the autocast state is restored
 }
 
 TEST_CASE("distill: logit distillation reads the teacher, and refuses one with another tokenizer") {
