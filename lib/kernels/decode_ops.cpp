@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/avx512_math.hpp"
+#include "kernels/cpu_features.hpp"
 #include "kernels/linear_isa.hpp"
 
 namespace musespark::kernels {
@@ -30,6 +32,22 @@ void rms_norm_row(const float* x, const uint16_t* w, int64_t n, double eps, uint
   const float mean = static_cast<float>(sum / double(n));
   const float inv = 1.0f / std::sqrt(mean + static_cast<float>(eps));
   for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits(bf16_to_float(w[i]) * round_bf16(x[i] * inv));
+}
+
+// As silu_mul's scalar loop, 16 at a time (the same roundings; e^x to about
+// 1e-7 relative instead of libm's correctly rounded one, which bf16
+// rounding hides but for rare ties). Returns the count done.
+MUSESPARK_AVX512_MATH int64_t silu_mul_avx512(const uint16_t* g, const uint16_t* u, uint16_t* o, int64_t n) {
+  using namespace detail;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 gi = load_bf16x16(g + i);
+    const __m512 e = round_bf16x16(exp16(_mm512_sub_ps(_mm512_setzero_ps(), gi)));
+    const __m512 silu = round_bf16x16(_mm512_div_ps(gi, round_bf16x16(_mm512_add_ps(one, e))));
+    store_bf16x16(o + i, _mm512_mul_ps(silu, load_bf16x16(u + i)));
+  }
+  return i;
 }
 
 }  // namespace
@@ -109,7 +127,8 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
     const uint16_t* g = bits(gate_up) + r * gate_up.stride(0);
     const uint16_t* u = g + inner;
     uint16_t* o = bits_mut(out) + r * inner;
-    for (int64_t i = 0; i < inner; ++i) {
+    const int64_t done = active_isa() == KernelIsa::avx512 ? silu_mul_avx512(g, u, o, inner) : 0;
+    for (int64_t i = done; i < inner; ++i) {
       // As ATen's bf16 silu: every step of x / (1 + exp(-x)) rounded to bf16.
       const float gi = bf16_to_float(g[i]);
       const float silu = round_bf16(gi / round_bf16(1.0f + round_bf16(std::exp(-gi))));

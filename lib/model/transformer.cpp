@@ -4,16 +4,53 @@
 #include <ATen/TensorIndexing.h>
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include <fmt/format.h>
 
+#include "kernels/decode_attention.hpp"
 #include "kernels/decode_ops.hpp"
 #include "model/weights_torch.hpp"
 #include "musespark/error.hpp"
 
 namespace musespark::detail {
 namespace {
+
+const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+// The decode form of Transformer::attention for bf16 rows of one new token
+// each (q [T, heads, hd], k/v [T, kv_heads, hd], head_dim contiguous): writes
+// each item's K/V at its own position, then kernels::decode_attention over
+// each item's own segments and lengths. Returns [T, heads * hd].
+at::Tensor kernel_attention(std::span<const ForwardItem> items, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, int64_t layer, const kernels::DecodeAttentionShape& shape) {
+  const int64_t T = static_cast<int64_t>(items.size()), hd = shape.head_dim;
+  std::vector<kernels::KvView> views;
+  std::vector<int64_t> first{0};
+  auto view_of = [&](const KvSegment& s, int64_t length) {
+    return kernels::KvView{bf16_bits(s.k) + layer * s.k.stride(0), bf16_bits(s.v) + layer * s.v.stride(0), length,
+                           s.k.stride(1), s.k.stride(2)};
+  };
+  for (int64_t r = 0; r < T; ++r) {
+    const KvCache& c = *items[r].cache;
+    const KvSegment& own = *c.own;
+    uint16_t* kd = const_cast<uint16_t*>(bf16_bits(own.k)) + layer * own.k.stride(0) + c.own_length * own.k.stride(2);
+    uint16_t* vd = const_cast<uint16_t*>(bf16_bits(own.v)) + layer * own.v.stride(0) + c.own_length * own.v.stride(2);
+    for (int64_t g = 0; g < shape.kv_heads; ++g) {
+      std::memcpy(kd + g * own.k.stride(1), bf16_bits(k) + r * k.stride(0) + g * k.stride(1), hd * sizeof(uint16_t));
+      std::memcpy(vd + g * own.v.stride(1), bf16_bits(v) + r * v.stride(0) + g * v.stride(1), hd * sizeof(uint16_t));
+    }
+    for (const SharedKv& s : c.shared)
+      if (s.length > 0) views.push_back(view_of(*s.segment, s.length));
+    views.push_back(view_of(own, c.own_length + 1));
+    first.push_back(static_cast<int64_t>(views.size()));
+  }
+  at::Tensor out = at::empty({T, shape.heads * hd}, q.options());
+  kernels::decode_attention(bf16_bits(q), q.stride(0), T, shape, views, first,
+                            reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()));
+  return out;
+}
 
 // HF's llama3 rope scaling: long wavelengths are slowed by `factor`, short ones
 // kept, and the band between interpolated smoothly.
@@ -354,6 +391,11 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   // A few bf16 rows: the small ops as fused loops (kernels/decode_ops.hpp),
   // and each layer's last residual add fused into the next layer's norm.
   const bool fused = packed && T <= 16 && dtype_ == at::kBFloat16;
+  // Decode rows only (one new token per item): attention by our kernel.
+  const kernels::DecodeAttentionShape attention_shape{heads, kvh, hd, static_cast<float>(1.0 / std::sqrt(double(hd)))};
+  const bool kernel_attends = fused && T == static_cast<int64_t>(items.size()) &&
+                              kernels::decode_attention_available(attention_shape);
+  if (kernel_attends) groups.clear();  // one kernel call per layer instead
   const double eps = c.rms_norm_eps;
   at::Tensor residual;  // fused: still to be added to x
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
@@ -385,7 +427,9 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       k = apply_rope(k, cos, sin);
     }
 
-    std::vector<at::Tensor> outs(items.size());
+    std::vector<at::Tensor> outs;
+    if (kernel_attends) outs.push_back(kernel_attention(items, q, k, v, layer, attention_shape));
+    else outs.resize(items.size());
     for (const auto& group : groups) {
       if (group.size() == 1) {
         const size_t i = group[0];
