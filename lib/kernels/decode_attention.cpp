@@ -61,10 +61,14 @@ struct Item {
 
 // out[j0 + j][d0 .. d0 + 16 C) = sum over positions t of p[j0 + j][t] * v_t,
 // rounded to bf16 once (round to nearest even, as ATen's float -> bf16).
+// (Fixed-count loops are unrolled so the accumulators stay in registers:
+// GCC does not unroll them at -O2 and would keep the arrays on the stack.)
 template <int J, int C>
 MUSESPARK_AVX512 void weigh_values(const Item& it, int64_t d0, int64_t j0, int64_t hd, int64_t L, const float* p) {
   __m512 acc[J][C];
+#pragma GCC unroll 4
   for (int j = 0; j < J; ++j)
+#pragma GCC unroll 4
     for (int c = 0; c < C; ++c) acc[j][c] = _mm512_setzero_ps();
   int64_t t0 = 0;
   for (const KvView& v : it.views) {
@@ -72,15 +76,20 @@ MUSESPARK_AVX512 void weigh_values(const Item& it, int64_t d0, int64_t j0, int64
     for (int64_t t = 0; t < v.length; ++t) {
       const uint16_t* vr = vbase + t * v.position_stride;
       __m512 x[C];
+#pragma GCC unroll 4
       for (int c = 0; c < C; ++c) x[c] = detail::load_bf16x16(vr + 16 * c);
+#pragma GCC unroll 4
       for (int j = 0; j < J; ++j) {
         const __m512 w = _mm512_set1_ps(p[(j0 + j) * L + t0 + t]);
+#pragma GCC unroll 4
         for (int c = 0; c < C; ++c) acc[j][c] = _mm512_fmadd_ps(w, x[c], acc[j][c]);
       }
     }
     t0 += v.length;
   }
+#pragma GCC unroll 4
   for (int j = 0; j < J; ++j)
+#pragma GCC unroll 4
     for (int c = 0; c < C; ++c)
       detail::store_bf16x16(it.out + (j0 + j) * hd + d0 + 16 * c, acc[j][c]);
 }
