@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "musespark/generate.hpp"
 #include "musespark/version.hpp"
 
 namespace musespark::serve {
@@ -55,16 +56,9 @@ std::string StopFilter::push(std::string_view text) {
     pending_.clear();
     return start(std::move(out));
   }
-  // Hold back the longest tail that could begin a stop string (the rule of
-  // held_back in lib/runtime/generate.cpp), and trailing whitespace.
-  size_t keep = 0;
-  for (const auto& s : stop_)
-    for (size_t n = std::min(s.size() - 1, pending_.size()); n > keep; --n)
-      if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
-        keep = n;
-        break;
-      }
-  size_t send = pending_.size() - keep;
+  // Hold back the longest tail that could begin a stop string, and trailing
+  // whitespace.
+  size_t send = pending_.size() - stop_string_holdback(pending_, stop_);
   while (send > 0 && is_space(pending_[send - 1])) --send;
   std::string out = pending_.substr(0, send);
   pending_.erase(0, send);

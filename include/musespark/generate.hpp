@@ -48,4 +48,10 @@ struct GenerateResult {
 GenerateResult generate(Runtime& runtime, const Tokenizer* tokenizer, std::span<const int32_t> prompt,
                         const GenerateOptions& options);
 
+// For streaming text that stop strings may cut: the length of the longest
+// end of `text` that is a proper beginning of one of `stops` — that much must
+// be held back, it may yet become a stop string (generate's on_text and the
+// server's stream hold back by this rule). No allocation; thread-safe.
+size_t stop_string_holdback(std::string_view text, std::span<const std::string> stops) noexcept;
+
 }  // namespace musespark

@@ -22,20 +22,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Length of the longest suffix of `text` that is a proper prefix of a stop
-// string: that much text must be held back, it may yet become a stop string.
-size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
+}  // namespace
+
+size_t stop_string_holdback(std::string_view text, std::span<const std::string> stops) noexcept {
   size_t hold = 0;
-  for (const auto& s : stops)
+  for (const auto& s : stops) {
+    if (s.empty()) continue;
     for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
-      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
         hold = n;
         break;
       }
+  }
   return hold;
 }
-
-}  // namespace
 
 GenerateResult generate(Runtime& runtime, const Tokenizer* tokenizer, std::span<const int32_t> prompt,
                         const GenerateOptions& options) {
@@ -100,7 +100,7 @@ GenerateResult generate(Runtime& runtime, const Tokenizer* tokenizer, std::span<
         }
       }
     }
-    const size_t ready = stop_string_found ? text.size() : text.size() - held_back(text, options.stop_strings);
+    const size_t ready = stop_string_found ? text.size() : text.size() - stop_string_holdback(text, options.stop_strings);
     if (ready > emitted) {
       if (options.on_text) options.on_text(std::string_view(text).substr(emitted, ready - emitted));
       emitted = ready;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "musespark/error.hpp"
+#include "musespark/generate.hpp"
 #include "musespark/runtime.hpp"
 #include "support.hpp"
 
@@ -222,4 +223,15 @@ TEST_CASE("runtime: pooled forks decode together exactly as alone, at different 
     for (auto& n : next) n = (n * 5 + 1) % 256;
   }
   CHECK_THROWS_AS(rt.fork_many(root, 0), Error);
+}
+
+TEST_CASE("stop_string_holdback: the longest end that may still become a stop string") {
+  const std::vector<std::string> stops = {"</answer>", "STOP", ""};
+  CHECK(stop_string_holdback("the answer is 4</ans", stops) == 5);
+  CHECK(stop_string_holdback("wait ST", stops) == 2);
+  CHECK(stop_string_holdback("wait S", stops) == 1);
+  CHECK(stop_string_holdback("no match here", stops) == 0);
+  CHECK(stop_string_holdback("", stops) == 0);
+  CHECK(stop_string_holdback("STOP", stops) == 0);  // a whole stop string is found, not held
+  CHECK(stop_string_holdback("<", std::vector<std::string>{}) == 0);
 }
