@@ -5,8 +5,10 @@
 // greedily, all in one batch per step. Reports tokens/s, the machine's read
 // bandwidth and the fraction of the bandwidth limit decode reached: each
 // decode step reads every weight once, for the whole batch.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -33,8 +35,18 @@ struct BenchArgs {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Greedy choice, timed with the decode steps: the largest value by eight
+// independent running maxima (std::max_element's one compare chain took
+// ~2 ms of a 45 ms batch-8 step over 8 x 152K logits), then its first index.
 int32_t argmax(std::span<const float> v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+  float m[8];
+  std::fill(m, m + 8, -std::numeric_limits<float>::infinity());
+  size_t i = 0;
+  for (; i + 8 <= v.size(); i += 8)
+    for (int j = 0; j < 8; ++j) m[j] = std::max(m[j], v[i + j]);
+  for (; i < v.size(); ++i) m[0] = std::max(m[0], v[i]);
+  const float best = *std::max_element(m, m + 8);
+  return static_cast<int32_t>(std::find(v.begin(), v.end(), best) - v.begin());
 }
 
 void run(const BenchArgs& a) {
