@@ -1,6 +1,6 @@
 // Small AVX-512 helpers shared by the decode kernels: e^x and bf16 rounding
 // of 16 floats. Internal; only for functions compiled with
-// MUSESPARK_AVX512_MATH's target (callers check kernels::active_isa()).
+// MUSESPARK_AVX512_BF16's target (callers check kernels::active_isa()).
 #pragma once
 
 #include <immintrin.h>
@@ -11,14 +11,14 @@
 // -Wmaybe-uninitialized by design; the values are never read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-#define MUSESPARK_AVX512_MATH __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define MUSESPARK_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 namespace musespark::kernels::detail {
 
 // e^x, x clamped to [-88, 88]: x = n ln2 + r with |r| <= ln2/2, e^r by a
 // degree-6 polynomial (relative error about 1e-7, as Cephes' expf), scaled
 // by 2^n.
-MUSESPARK_AVX512_MATH inline __m512 exp16(__m512 x) {
+MUSESPARK_AVX512_BF16 inline __m512 exp16(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -36,12 +36,12 @@ MUSESPARK_AVX512_MATH inline __m512 exp16(__m512 x) {
 }
 
 // 16 bf16 values (bits) as floats, and floats rounded to bf16 (nearest even).
-MUSESPARK_AVX512_MATH inline __m512 load_bf16x16(const uint16_t* p) {
+MUSESPARK_AVX512_BF16 inline __m512 load_bf16x16(const uint16_t* p) {
   return _mm512_cvtpbh_ps(reinterpret_cast<__m256bh>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
 }
-MUSESPARK_AVX512_MATH inline void store_bf16x16(uint16_t* p, __m512 v) {
+MUSESPARK_AVX512_BF16 inline void store_bf16x16(uint16_t* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
 }
-MUSESPARK_AVX512_MATH inline __m512 round_bf16x16(__m512 v) { return _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v)); }
+MUSESPARK_AVX512_BF16 inline __m512 round_bf16x16(__m512 v) { return _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v)); }
 
 }  // namespace musespark::kernels::detail

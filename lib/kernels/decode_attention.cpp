@@ -19,17 +19,15 @@
 #include "kernels/avx512_math.hpp"
 #include "kernels/cpu_features.hpp"
 
-#define MUSESPARK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-
 namespace musespark::kernels {
 namespace {
 
-MUSESPARK_AVX512 inline __m512bh load_bh(const uint16_t* p) {
+MUSESPARK_AVX512_BF16 inline __m512bh load_bh(const uint16_t* p) {
   return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
 }
 
 // Softmax of n floats in place; returns nothing (the sum is divided out).
-MUSESPARK_AVX512 void softmax_in_place(float* s, int64_t n) {
+MUSESPARK_AVX512_BF16 void softmax_in_place(float* s, int64_t n) {
   __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + i));
@@ -64,7 +62,7 @@ struct Item {
 // (Fixed-count loops are unrolled so the accumulators stay in registers:
 // GCC does not unroll them at -O2 and would keep the arrays on the stack.)
 template <int J, int C>
-MUSESPARK_AVX512 void weigh_values(const Item& it, int64_t d0, int64_t j0, int64_t hd, int64_t L, const float* p) {
+MUSESPARK_AVX512_BF16 void weigh_values(const Item& it, int64_t d0, int64_t j0, int64_t hd, int64_t L, const float* p) {
   __m512 acc[J][C];
 #pragma GCC unroll 4
   for (int j = 0; j < J; ++j)
@@ -95,7 +93,7 @@ MUSESPARK_AVX512 void weigh_values(const Item& it, int64_t d0, int64_t j0, int64
 }
 
 // One (row, KV head): `group` query heads of head_dim (a multiple of 32).
-MUSESPARK_AVX512 void attend(const Item& it, int64_t group, int64_t hd, float scale, std::vector<float>& scores) {
+MUSESPARK_AVX512_BF16 void attend(const Item& it, int64_t group, int64_t hd, float scale, std::vector<float>& scores) {
   int64_t L = 0;
   for (const KvView& v : it.views) L += v.length;
   scores.resize(static_cast<size_t>(group * L));

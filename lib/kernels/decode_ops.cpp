@@ -37,7 +37,7 @@ void rms_norm_row(const float* x, const uint16_t* w, int64_t n, double eps, uint
 // As silu_mul's scalar loop, 16 at a time (the same roundings; e^x to about
 // 1e-7 relative instead of libm's correctly rounded one, which bf16
 // rounding hides but for rare ties). Returns the count done.
-MUSESPARK_AVX512_MATH int64_t silu_mul_avx512(const uint16_t* g, const uint16_t* u, uint16_t* o, int64_t n) {
+MUSESPARK_AVX512_BF16 int64_t silu_mul_avx512(const uint16_t* g, const uint16_t* u, uint16_t* o, int64_t n) {
   using namespace detail;
   const __m512 one = _mm512_set1_ps(1.0f);
   int64_t i = 0;

@@ -17,7 +17,7 @@
 namespace musespark::detail {
 namespace {
 
-const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+const uint16_t* bf16_data(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 // The decode form of Transformer::attention for bf16 rows of one new token
 // each (q [T, heads, hd], k/v [T, kv_heads, hd], head_dim contiguous): writes
@@ -29,17 +29,17 @@ at::Tensor kernel_attention(std::span<const ForwardItem> items, const at::Tensor
   std::vector<kernels::KvView> views;
   std::vector<int64_t> first{0};
   auto view_of = [&](const KvSegment& s, int64_t length) {
-    return kernels::KvView{bf16_bits(s.k) + layer * s.k.stride(0), bf16_bits(s.v) + layer * s.v.stride(0), length,
+    return kernels::KvView{bf16_data(s.k) + layer * s.k.stride(0), bf16_data(s.v) + layer * s.v.stride(0), length,
                            s.k.stride(1), s.k.stride(2)};
   };
   for (int64_t r = 0; r < T; ++r) {
     const KvCache& c = *items[r].cache;
     const KvSegment& own = *c.own;
-    uint16_t* kd = const_cast<uint16_t*>(bf16_bits(own.k)) + layer * own.k.stride(0) + c.own_length * own.k.stride(2);
-    uint16_t* vd = const_cast<uint16_t*>(bf16_bits(own.v)) + layer * own.v.stride(0) + c.own_length * own.v.stride(2);
+    uint16_t* kd = const_cast<uint16_t*>(bf16_data(own.k)) + layer * own.k.stride(0) + c.own_length * own.k.stride(2);
+    uint16_t* vd = const_cast<uint16_t*>(bf16_data(own.v)) + layer * own.v.stride(0) + c.own_length * own.v.stride(2);
     for (int64_t g = 0; g < shape.kv_heads; ++g) {
-      std::memcpy(kd + g * own.k.stride(1), bf16_bits(k) + r * k.stride(0) + g * k.stride(1), hd * sizeof(uint16_t));
-      std::memcpy(vd + g * own.v.stride(1), bf16_bits(v) + r * v.stride(0) + g * v.stride(1), hd * sizeof(uint16_t));
+      std::memcpy(kd + g * own.k.stride(1), bf16_data(k) + r * k.stride(0) + g * k.stride(1), hd * sizeof(uint16_t));
+      std::memcpy(vd + g * own.v.stride(1), bf16_data(v) + r * v.stride(0) + g * v.stride(1), hd * sizeof(uint16_t));
     }
     for (const SharedKv& s : c.shared)
       if (s.length > 0) views.push_back(view_of(*s.segment, s.length));
@@ -47,7 +47,7 @@ at::Tensor kernel_attention(std::span<const ForwardItem> items, const at::Tensor
     first.push_back(static_cast<int64_t>(views.size()));
   }
   at::Tensor out = at::empty({T, shape.heads * hd}, q.options());
-  kernels::decode_attention(bf16_bits(q), q.stride(0), T, shape, views, first,
+  kernels::decode_attention(bf16_data(q), q.stride(0), T, shape, views, first,
                             reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()));
   return out;
 }
@@ -356,9 +356,18 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
   at::Tensor cos = rope_cos_.index_select(0, pos_tensor).to(dtype_);
   at::Tensor sin = rope_sin_.index_select(0, pos_tensor).to(dtype_);
 
-  // Items that attend together: decode items (one token) whose own KV
-  // segments are slots of one pool and whose shared prefixes are the same
-  // go as one group; every other item is a group of its own.
+  // A few bf16 rows: the small ops as fused loops (kernels/decode_ops.hpp),
+  // and each layer's last residual add fused into the next layer's norm.
+  const bool fused = packed && T <= 16 && dtype_ == at::kBFloat16;
+  // Decode rows only (one new token per item): attention by our kernel.
+  const kernels::DecodeAttentionShape attention_shape{heads, kvh, hd, static_cast<float>(1.0 / std::sqrt(double(hd)))};
+  const bool kernel_attends = fused && T == static_cast<int64_t>(items.size()) &&
+                              kernels::decode_attention_available(attention_shape);
+
+  // Items that attend together (ATen's path): decode items (one token) whose
+  // own KV segments are slots of one pool and whose shared prefixes are the
+  // same go as one group; every other item is a group of its own. The kernel
+  // takes all items in one call per layer and needs no groups.
   std::vector<int64_t> rows;  // first row of each item
   std::vector<std::vector<size_t>> groups;
   {
@@ -366,6 +375,7 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
     for (size_t i = 0; i < items.size(); ++i) {
       rows.push_back(row);
       row += items[i].count;
+      if (kernel_attends) continue;
       const KvCache& c = *items[i].cache;
       auto same_group = [&](const std::vector<size_t>& g) {
         const ForwardItem& other = items[g[0]];
@@ -388,14 +398,6 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
       const at::Tensor& e = inj.embeddings->impl().rows;
       x.narrow(0, rows[i] + inj.offset, e.size(0)).copy_(e);
     }
-  // A few bf16 rows: the small ops as fused loops (kernels/decode_ops.hpp),
-  // and each layer's last residual add fused into the next layer's norm.
-  const bool fused = packed && T <= 16 && dtype_ == at::kBFloat16;
-  // Decode rows only (one new token per item): attention by our kernel.
-  const kernels::DecodeAttentionShape attention_shape{heads, kvh, hd, static_cast<float>(1.0 / std::sqrt(double(hd)))};
-  const bool kernel_attends = fused && T == static_cast<int64_t>(items.size()) &&
-                              kernels::decode_attention_available(attention_shape);
-  if (kernel_attends) groups.clear();  // one kernel call per layer instead
   const double eps = c.rms_norm_eps;
   at::Tensor residual;  // fused: still to be added to x
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
