@@ -14,27 +14,25 @@ Json trace_part(const ReasoningTrace& t, const char* key) { return Json::parse(t
 
 std::string event_json(const Event& e) {
   Json j{{"type", event_kind_name(e.kind)}};
+  const bool of_an_agent = e.kind == EventKind::agent_started || e.kind == EventKind::text_delta ||
+                           e.kind == EventKind::step || e.kind == EventKind::agent_finished;
+  if (of_an_agent) {
+    j["agent"] = e.agent;
+    j["round"] = e.round;
+  }
   switch (e.kind) {
     case EventKind::agent_started:
-      j["agent"] = e.agent;
-      j["round"] = e.round;
       break;
     case EventKind::text_delta:
-      j["agent"] = e.agent;
-      j["round"] = e.round;
       j["text"] = e.text;
       j["in_thinking"] = e.in_thinking;
       j["tokens"] = e.tokens;
       j["confidence"] = e.confidence;
       break;
     case EventKind::step:
-      j["agent"] = e.agent;
-      j["round"] = e.round;
       j["text"] = e.text;
       break;
     case EventKind::agent_finished: {
-      j["agent"] = e.agent;
-      j["round"] = e.round;
       ReasoningTrace t;
       t.agents.push_back(*e.agent_trace);
       j["agent_trace"] = trace_part(t, "agents")[0];
