@@ -7,9 +7,11 @@
 
 #include <cstdint>
 
-// GCC 12's _mm512_undefined_* (inside several intrinsics) trips
-// -Wmaybe-uninitialized by design; the values are never read.
+// GCC 12's _mm512_undefined_* (inside several intrinsics, e.g.
+// _mm512_reduce_add_ps) trips -W(maybe-)uninitialized by design; the values
+// are never read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define MUSESPARK_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 

@@ -25,8 +25,84 @@ void require_bf16(const at::Tensor& t, const char* what) {
     throw std::invalid_argument(std::string("decode op: ") + what + " must be bf16 with a contiguous last dim");
 }
 
-// One row of n: out = w * round(x * rsqrt(mean(x^2) + eps)), rounded.
+// AVX-512 forms of the loops below (callers check active_isa()): the same
+// roundings, 16 lanes at a time, tails by mask.
+MUSESPARK_AVX512_BF16 inline __mmask16 lanes(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+MUSESPARK_AVX512_BF16 inline __m512 load_bf16_masked(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtpbh_ps(reinterpret_cast<__m256bh>(_mm256_maskz_loadu_epi16(m, p)));
+}
+MUSESPARK_AVX512_BF16 inline void store_bf16_masked(uint16_t* p, __mmask16 m, __m512 v) {
+  _mm256_mask_storeu_epi16(p, m, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+}
+
+MUSESPARK_AVX512_BF16 void to_floats_avx512(const uint16_t* in, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    _mm512_mask_storeu_ps(out + i, m, load_bf16_masked(in + i, m));
+  }
+}
+
+// s = round(a + b) as bits, and as floats in row.
+MUSESPARK_AVX512_BF16 void add_avx512(const uint16_t* a, const uint16_t* b, int64_t n, uint16_t* s, float* row) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    const __m512 v = detail::round_bf16x16(_mm512_add_ps(load_bf16_masked(a + i, m), load_bf16_masked(b + i, m)));
+    store_bf16_masked(s + i, m, v);
+    _mm512_mask_storeu_ps(row + i, m, v);
+  }
+}
+
+MUSESPARK_AVX512_BF16 void rms_norm_row_avx512(const float* x, const uint16_t* w, int64_t n, float eps,
+                                               uint16_t* out) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    s0 = _mm512_fmadd_ps(a, a, s0);
+    s1 = _mm512_fmadd_ps(b, b, s1);
+  }
+  for (; i < n; i += 16) {
+    const __m512 a = _mm512_maskz_loadu_ps(lanes(n - i), x + i);
+    s0 = _mm512_fmadd_ps(a, a, s0);
+  }
+  const float mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / static_cast<float>(n);
+  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(mean + eps));
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    const __m512 v = detail::round_bf16x16(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    store_bf16_masked(out + i, m, _mm512_mul_ps(load_bf16_masked(w + i, m), v));
+  }
+}
+
+// The rotation of one head of floats x (hd = 2 * half) into bf16 bits o.
+MUSESPARK_AVX512_BF16 void rope_avx512(const float* x, const uint16_t* c, const uint16_t* s, int64_t half,
+                                       uint16_t* o) {
+  using detail::round_bf16x16;
+  for (int64_t i = 0; i < half; i += 16) {
+    const __mmask16 m = lanes(half - i);
+    const __m512 ci = load_bf16_masked(c + i, m), si = load_bf16_masked(s + i, m);
+    const __m512 x1 = _mm512_maskz_loadu_ps(m, x + i), x2 = _mm512_maskz_loadu_ps(m, x + i + half);
+    store_bf16_masked(o + i, m,
+                      _mm512_sub_ps(round_bf16x16(_mm512_mul_ps(x1, ci)), round_bf16x16(_mm512_mul_ps(x2, si))));
+    store_bf16_masked(o + i + half, m,
+                      _mm512_add_ps(round_bf16x16(_mm512_mul_ps(x2, ci)), round_bf16x16(_mm512_mul_ps(x1, si))));
+  }
+}
+
+bool avx512() { return active_isa() == KernelIsa::avx512; }
+
+void to_floats(const uint16_t* in, int64_t n, float* out) {
+  if (avx512()) return to_floats_avx512(in, n, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(in[i]);
+}
+
+// One row of n: out = w * round(x * rsqrt(mean(x^2) + eps)), rounded. The
+// mean is a float32 sum (in 32 lanes with AVX-512, in double otherwise):
+// either way within rounding of ATen's float32 mean.
 void rms_norm_row(const float* x, const uint16_t* w, int64_t n, double eps, uint16_t* out) {
+  if (avx512()) return rms_norm_row_avx512(x, w, n, static_cast<float>(eps), out);
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
   const float mean = static_cast<float>(sum / double(n));
@@ -60,7 +136,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   std::vector<float> row(n);
   for (int64_t r = 0; r < rows; ++r) {
     const uint16_t* in = bits(x) + r * x.stride(0);
-    for (int64_t i = 0; i < n; ++i) row[i] = bf16_to_float(in[i]);
+    to_floats(in, n, row.data());
     rms_norm_row(row.data(), bits(w), n, eps, bits_mut(out) + r * n);
   }
   return out;
@@ -79,9 +155,13 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
     const uint16_t* a = bits(x) + r * x.stride(0);
     const uint16_t* b = bits(y) + r * y.stride(0);
     uint16_t* s = bits_mut(sum) + r * n;
-    for (int64_t i = 0; i < n; ++i) {
-      s[i] = bf16_bits(bf16_to_float(a[i]) + bf16_to_float(b[i]));
-      row[i] = bf16_to_float(s[i]);
+    if (avx512()) {
+      add_avx512(a, b, n, s, row.data());
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        s[i] = bf16_bits(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+        row[i] = bf16_to_float(s[i]);
+      }
     }
     rms_norm_row(row.data(), bits(w), n, eps, bits_mut(out) + r * n);
   }
@@ -102,12 +182,16 @@ at::Tensor norm_rope(const at::Tensor& heads, const at::Tensor& norm_weight, dou
     const uint16_t* sr = bits(s) + r * half;
     for (int64_t h = 0; h < count; ++h) {
       const uint16_t* in = bits(heads) + r * heads.stride(0) + h * heads.stride(1);
-      for (int64_t i = 0; i < hd; ++i) x[i] = bf16_to_float(in[i]);
+      to_floats(in, hd, x.data());
       if (w.defined()) {
         rms_norm_row(x.data(), bits(w), hd, eps, normed.data());
-        for (int64_t i = 0; i < hd; ++i) x[i] = bf16_to_float(normed[i]);
+        to_floats(normed.data(), hd, x.data());
       }
       uint16_t* o = bits_mut(out) + (r * count + h) * hd;
+      if (avx512()) {
+        rope_avx512(x.data(), cr, sr, half, o);
+        continue;
+      }
       for (int64_t i = 0; i < half; ++i) {
         const float ci = bf16_to_float(cr[i]), si = bf16_to_float(sr[i]);
         const float x1 = x[i], x2 = x[i + half];

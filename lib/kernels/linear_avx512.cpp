@@ -1,7 +1,7 @@
 // AVX-512 loops: vdpbf16ps on bf16 panels, vpdpbusd on int8 panels.
 //
 // A tile is MR activation rows x NB panels (16 output rows each), all
-// accumulators in registers (MR * NB <= 16 of the 32 zmm). Per k-group the
+// accumulators in registers (MR * NB <= 24 of the 32 zmm). Per k-group the
 // tile loads NB 64-byte weight vectors once and multiplies each with the
 // MR broadcast activation groups, so weights stream from memory exactly
 // once per call for up to 16 rows, and never leave registers otherwise.
@@ -23,7 +23,13 @@ namespace {
 
 // Rows per tile -> panels per tile: few rows leave registers for more
 // independent accumulator chains (and more streams in flight).
-constexpr int panels_per_tile(int mr) { return mr <= 4 ? 4 : mr <= 8 ? 2 : 1; }
+constexpr int panels_per_tile(int mr) { return mr <= 4 ? 4 : 3; }
+// Rows per tile at most; more rows are done in blocks of this many.
+constexpr int64_t kMaxTileRows = 8;
+// Bytes ahead of the loads that a tile of many rows prefetches each weight
+// stream: with 5 or more rows a k-group takes long enough that the hardware
+// prefetcher alone keeps too few lines in flight.
+constexpr int64_t kPrefetchBytes = 2048;
 
 inline uint32_t load_u32(const void* p) {
   uint32_t v;
@@ -105,6 +111,10 @@ MUSESPARK_AVX512 void tile(const LinearArgs& a, int64_t panel, int64_t row0) {
     __m512i wv[NB];
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(w + b * panel_bytes + g * 64);
+    if constexpr (MR >= 5) {
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) _mm_prefetch(w + b * panel_bytes + g * 64 + kPrefetchBytes, _MM_HINT_T0);
+    }
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       const __m512i xv = _mm512_set1_epi32(static_cast<int>(load_u32(x + (m * groups + g) * 4)));
@@ -134,27 +144,32 @@ void tiles(const LinearArgs& a, int64_t p0, int64_t p1, int64_t row0) {
 }
 
 template <class Op>
-void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
-  for (int64_t r = 0; r < a.rows; r += 16) {
-    switch (a.rows - r >= 16 ? 16 : a.rows - r) {
-      case 1: tiles<Op, 1>(a, p0, p1, r); break;
-      case 2: tiles<Op, 2>(a, p0, p1, r); break;
-      case 3: tiles<Op, 3>(a, p0, p1, r); break;
-      case 4: tiles<Op, 4>(a, p0, p1, r); break;
-      case 5: tiles<Op, 5>(a, p0, p1, r); break;
-      case 6: tiles<Op, 6>(a, p0, p1, r); break;
-      case 7: tiles<Op, 7>(a, p0, p1, r); break;
-      case 8: tiles<Op, 8>(a, p0, p1, r); break;
-      case 9: tiles<Op, 9>(a, p0, p1, r); break;
-      case 10: tiles<Op, 10>(a, p0, p1, r); break;
-      case 11: tiles<Op, 11>(a, p0, p1, r); break;
-      case 12: tiles<Op, 12>(a, p0, p1, r); break;
-      case 13: tiles<Op, 13>(a, p0, p1, r); break;
-      case 14: tiles<Op, 14>(a, p0, p1, r); break;
-      case 15: tiles<Op, 15>(a, p0, p1, r); break;
-      default: tiles<Op, 16>(a, p0, p1, r); break;
-    }
+void row_block(const LinearArgs& a, int64_t p0, int64_t p1, int64_t r) {
+  switch (std::min(a.rows - r, kMaxTileRows)) {
+    case 1: tiles<Op, 1>(a, p0, p1, r); break;
+    case 2: tiles<Op, 2>(a, p0, p1, r); break;
+    case 3: tiles<Op, 3>(a, p0, p1, r); break;
+    case 4: tiles<Op, 4>(a, p0, p1, r); break;
+    case 5: tiles<Op, 5>(a, p0, p1, r); break;
+    case 6: tiles<Op, 6>(a, p0, p1, r); break;
+    case 7: tiles<Op, 7>(a, p0, p1, r); break;
+    default: tiles<Op, 8>(a, p0, p1, r); break;
   }
+}
+
+// Up to 8 rows: one pass over the panels. More: the panels in slices of
+// about 256 KB (they stay in L2), each slice for every block of 8 rows, so
+// the weights still come from memory once.
+template <class Op>
+void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
+  if (a.rows <= kMaxTileRows) {
+    row_block<Op>(a, p0, p1, 0);
+    return;
+  }
+  const int64_t panel_bytes = a.kp / Op::kGroup * 64;
+  const int64_t slice = std::max<int64_t>(3, (256 << 10) / panel_bytes / 3 * 3);
+  for (int64_t s = p0; s < p1; s += slice)
+    for (int64_t r = 0; r < a.rows; r += kMaxTileRows) row_block<Op>(a, s, std::min(p1, s + slice), r);
 }
 
 // Up to 16 floats from element i of x (bf16 bits or float32), zero past `left`.

@@ -32,10 +32,9 @@ at::Tensor to_panels(const at::Tensor& w, int64_t kp, int64_t group) {
 // other work (this machine is shared) does less of it.
 void run_panels(PanelFn fn, const detail::LinearArgs& a, int64_t panels) {
   const int threads = at::get_num_threads();
-  // Whole tiles of 4 panels, about 8 chunks per thread; fewer with many rows
-  // so a chunk stays in L2 while each 16 rows re-read it.
-  int64_t chunk = std::max<int64_t>(4, round_up(panels / (int64_t(threads) * 8), 4));
-  if (a.rows > 16) chunk = std::min<int64_t>(chunk, 8);
+  // About 8 chunks per thread, each whole tiles (of 4 panels for up to 4
+  // rows, 3 for more: a multiple of 12 is both).
+  const int64_t chunk = std::max<int64_t>(12, round_up(panels / (int64_t(threads) * 8), 12));
   const int64_t chunks = (panels + chunk - 1) / chunk;
   if (threads <= 1 || chunks <= 1 || at::in_parallel_region()) {
     fn(a, 0, panels);
