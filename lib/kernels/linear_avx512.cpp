@@ -4,7 +4,8 @@
 // accumulators in registers (MR * NB <= 24 of the 32 zmm). Per k-group the
 // tile loads NB 64-byte weight vectors once and multiplies each with the
 // MR broadcast activation groups, so weights stream from memory exactly
-// once per call for up to 16 rows, and never leave registers otherwise.
+// once per call (past 8 rows, slices of panels are re-read from L2), and
+// accumulators never leave registers.
 #include <immintrin.h>
 
 // GCC 12's _mm512_undefined_* (inside _mm512_slli_epi32, _mm512_cvtepi32_ps)

@@ -15,8 +15,11 @@ namespace {
 struct Shape {
   int64_t n, k;
 };
-// Odd widths (k not a whole k-group), n not a whole panel, one of everything.
-const Shape kShapes[] = {{1, 1}, {17, 33}, {33, 62}, {50, 7}, {130, 257}, {64, 128}};
+// Odd widths (k not a whole k-group), n not a whole panel, one of everything;
+// {300, 2050}: panels wide enough that past 8 rows the AVX-512 loops work in
+// slices of 3 panels (19 panels: 6 slices and a remainder), split between
+// threads in more than one chunk.
+const Shape kShapes[] = {{1, 1}, {17, 33}, {33, 62}, {50, 7}, {130, 257}, {64, 128}, {300, 2050}};
 
 std::vector<KernelIsa> available_isas() {
   std::vector<KernelIsa> out = {KernelIsa::none};
