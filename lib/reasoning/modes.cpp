@@ -230,6 +230,12 @@ void run_instant(ModeContext& ctx) { run_one_round(ctx, Mode::instant); }
 
 void run_thinking(ModeContext& ctx) { run_one_round(ctx, Mode::thinking); }
 
+// The model's vision markers: an agent may write them like any other token,
+// but in a prompt's text they would read as an image (and be refused).
+std::vector<std::string> model_markers(const ModelInfo& info) {
+  return {info.image_token, info.vision_start_token, info.vision_end_token};
+}
+
 void run_contemplating(ModeContext& ctx) {
   ctx.trace.mode_used = Mode::contemplating;
   const ModeBudgets rec = budgets_for(ctx.request, Mode::contemplating);
@@ -238,7 +244,8 @@ void run_contemplating(ModeContext& ctx) {
   RoundConfig c1 = base_config(ctx, first, true, rec.max_thinking_tokens, false);
   auto p1 = plans(ctx, rec.agents, 1, "agent");
   RoundResult r1 = run_round(ctx.runtime, ctx.tokenizer, c1, p1, ctx.state);
-  ctx.trace.workspace = distill_workspace(r1.agents, r1.votes);
+  const std::vector<std::string> markers = model_markers(ctx.model.info());
+  ctx.trace.workspace = distill_workspace(r1.agents, r1.votes, 1200, 240, markers);
   append(ctx.trace, r1);
   decide(ctx.trace, r1.votes);  // the answer so far, should round 2 be cut short
 
@@ -255,12 +262,18 @@ void run_contemplating(ModeContext& ctx) {
     RoundResult r2 = run_round(ctx.runtime, ctx.tokenizer, c2, p2, ctx.state);
     ctx.runtime.release(r2.root);
     append(ctx.trace, r2);
-    // The final vote spans the refine round.
-    if (!r2.votes.empty()) decide(ctx.trace, r2.votes);
+    // The final vote spans both rounds: every answering agent of round 1
+    // and of the refine round, each with its confidence weight.
+    if (!r2.votes.empty()) {
+      std::vector<Ballot> ballots;
+      for (const AgentTrace& a : ctx.trace.agents)
+        if (!a.normalized_answer.empty()) ballots.push_back({a.id, a.normalized_answer, a.answer, a.vote_weight});
+      decide(ctx.trace, tally(ballots));
+    }
 
     if (ctx.request.aggregator && !r2.votes.empty() && !ctx.state.cancelled) {
       std::vector<AgentTrace> refine_agents(ctx.trace.agents.end() - r2.agents.size(), ctx.trace.agents.end());
-      std::string workspace2 = distill_workspace(refine_agents, r2.votes);
+      std::string workspace2 = distill_workspace(refine_agents, r2.votes, 1200, 240, markers);
       auto agg = messages;
       auto user = std::find_if(agg.rbegin(), agg.rend(), [](auto& m) { return m.role == "user"; });
       user->content = with_workspace(user->content, workspace2);

@@ -58,9 +58,19 @@ std::string rationale_of(const AgentTrace* agent) {
   return std::string(thinking.empty() ? trim_space(agent->answer_text) : thinking);
 }
 
+// `text` without any occurrence of the markers.
+std::string without(std::string text, std::span<const std::string> markers) {
+  for (const std::string& m : markers) {
+    if (m.empty()) continue;
+    for (size_t at = text.find(m); at != std::string::npos; at = text.find(m, at)) text.erase(at, m.size());
+  }
+  return text;
+}
+
 std::string entry_text(size_t number, const VoteEntry& entry, const std::string& rationale, size_t excerpt_chars,
-                       bool with_excerpt) {
-  const std::string display = head_excerpt(entry.display.empty() ? entry.answer : entry.display, excerpt_chars);
+                       bool with_excerpt, std::span<const std::string> markers) {
+  const std::string display =
+      head_excerpt(without(entry.display.empty() ? entry.answer : entry.display, markers), excerpt_chars);
   std::string out = fmt::format("{}. {} ({:.0f}% of the vote, {} agent{})\n", number, display, entry.share * 100,
                                 entry.votes, entry.votes == 1 ? "" : "s");
   if (with_excerpt && !rationale.empty())
@@ -76,22 +86,23 @@ std::string cut(std::string text, size_t max_chars) {
 }  // namespace
 
 std::string distill_workspace(std::span<const AgentTrace> agents, const std::vector<VoteEntry>& votes,
-                              size_t max_chars, size_t excerpt_chars) {
+                              size_t max_chars, size_t excerpt_chars, std::span<const std::string> markers) {
   if (votes.empty()) return cut(std::string(kNoAnswer), max_chars);
 
   std::string out(kHeader);
   size_t shown = 0;
   for (; shown < std::min(votes.size(), kMaxAnswers); ++shown) {
     const VoteEntry& entry = votes[shown];
-    const std::string rationale = rationale_of(strongest_agent(agents, entry));
-    std::string text = entry_text(shown + 1, entry, rationale, excerpt_chars, true);
+    const std::string rationale = without(rationale_of(strongest_agent(agents, entry)), markers);
+    std::string text = entry_text(shown + 1, entry, rationale, excerpt_chars, true, markers);
     if (out.size() + text.size() > max_chars && shown == 0) {
       // Not even the first answer fits whole: shorten its excerpt, or drop it.
-      const std::string bare = entry_text(1, entry, rationale, excerpt_chars, false);
+      const std::string bare = entry_text(1, entry, rationale, excerpt_chars, false, markers);
       // The excerpt line costs its frame ("   Reasoning: \"...\"\n") plus the excerpt.
       const size_t used = out.size() + bare.size() + std::string_view("   Reasoning: \"...\"\n").size();
       const bool excerpt_fits = !rationale.empty() && max_chars >= used + kMinExcerpt;
-      text = excerpt_fits ? entry_text(1, entry, rationale, std::min(max_chars - used, excerpt_chars), true) : bare;
+      text = excerpt_fits ? entry_text(1, entry, rationale, std::min(max_chars - used, excerpt_chars), true, markers)
+                          : bare;
     }
     if (out.size() + text.size() > max_chars) break;
     out += text;

@@ -37,9 +37,15 @@ namespace musespark::detail {
 // not fit, the result is "". With an empty table, the one line
 // "No earlier attempt reached an answer." (cut at a character if need be).
 //
+// `markers` are texts that must not reach the next prompt as text (the
+// model's image placeholder and vision start/end markers, which an agent may
+// write like any other token): every occurrence is removed from answers and
+// excerpts before anything is measured or cut.
+//
 // Returns a new string. Deterministic; pure; thread-safe; no errors.
 std::string distill_workspace(std::span<const AgentTrace> agents, const std::vector<VoteEntry>& votes,
-                              size_t max_chars = 1200, size_t excerpt_chars = 240);
+                              size_t max_chars = 1200, size_t excerpt_chars = 240,
+                              std::span<const std::string> markers = {});
 
 // The user text of a refine round: the question, the workspace, and the
 // instruction to reason again ("\nCheck these attempts, reason again on your

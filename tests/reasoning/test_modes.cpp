@@ -231,6 +231,36 @@ TEST_CASE("modes: contemplating refines with a workspace and shares the prompt p
   CHECK(later_prompts < 2 * (workspace_tokens + 40));
 }
 
+TEST_CASE("modes: contemplating's final vote counts both rounds' answers") {
+  const Engine& e = thinker();
+  Request req = Request::question("What is 12 + 30?", Mode::contemplating);
+  req.budgets.agents = 3;
+  req.budgets.refine_agents = 2;
+  req.budgets.max_thinking_tokens = 8;
+  req.budgets.max_answer_tokens = 4;
+  req.early_stop = false;
+  req.consensus_stop = false;
+  const auto& t = e.ask(req).trace;
+  std::map<int, int> answered;  // round -> agents with an answer
+  double weight = 0;
+  for (const auto& a : t.agents)
+    if (!a.normalized_answer.empty()) {
+      answered[a.round]++;
+      weight += a.vote_weight;
+    }
+  REQUIRE(answered[1] > 0);
+  REQUIRE(answered[2] > 0);
+  int64_t votes = 0;
+  double tallied = 0;
+  for (const auto& v : t.votes) {
+    votes += v.votes;
+    tallied += v.weight;
+  }
+  CHECK(votes == answered[1] + answered[2]);
+  CHECK(tallied == doctest::Approx(weight));
+  CHECK(t.final_answer == t.votes.front().answer);
+}
+
 TEST_CASE("modes: auto escalates on low confidence, then on disagreement") {
   const Engine& e = thinker();
   Request req = Request::question("What is 12 + 30?", Mode::automatic, Effort::minimal);

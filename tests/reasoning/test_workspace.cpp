@@ -127,3 +127,22 @@ TEST_CASE("workspace: no answer") {
   CHECK(distill_workspace(agents, {}, 10).size() == 10);
   CHECK(distill_workspace({}, {}, 0).empty());
 }
+
+TEST_CASE("workspace: the model's vision markers an agent wrote are removed, not passed on as text") {
+  // A small model may sample its image placeholder in a thought; as prompt
+  // text it would read as an image and the refine round would be refused.
+  std::vector<AgentTrace> agents = {
+      agent(0, "12<|image_pad|>", 1, "<box>(0,0),(333,333)</box> 9<|image_pad|><|image_pad|> 9+3=12"),
+      agent(1, "7", 0.5, "<|vision_start|>looks like 7<|vision_end|>"),
+  };
+  const std::vector<std::string> markers = {"<|image_pad|>", "<|vision_start|>", "<|vision_end|>", ""};
+  const std::string ws = distill_workspace(agents, votes_of(agents), 1200, 240, markers);
+  CHECK(ws ==
+        "Earlier attempts reached these answers:\n"
+        "1. 12 (67% of the vote, 1 agent)\n"
+        "   Reasoning: \"<box>(0,0),(333,333)</box> 9 9+3=12\"\n"
+        "2. 7 (33% of the vote, 1 agent)\n"
+        "   Reasoning: \"looks like 7\"\n");
+  // Without markers nothing is removed.
+  CHECK(distill_workspace(agents, votes_of(agents)).find("<|image_pad|>") != std::string::npos);
+}
