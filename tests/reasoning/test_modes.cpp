@@ -198,8 +198,8 @@ TEST_CASE("modes: consensus stops the remaining agents once the vote is settled"
   CHECK(count_stops(e.ask(req).trace, AgentStop::consensus) == 0);
 }
 
-TEST_CASE("modes: contemplating refines with a workspace and shares the prompt prefix") {
-  const Engine& e = thinker();
+// 3 agents, then 2 refine agents, short budgets, no early or consensus stop.
+Request small_contemplation() {
   Request req = Request::question("What is 12 + 30?", Mode::contemplating);
   req.budgets.agents = 3;
   req.budgets.refine_agents = 2;
@@ -207,6 +207,12 @@ TEST_CASE("modes: contemplating refines with a workspace and shares the prompt p
   req.budgets.max_answer_tokens = 4;
   req.early_stop = false;
   req.consensus_stop = false;
+  return req;
+}
+
+TEST_CASE("modes: contemplating refines with a workspace and shares the prompt prefix") {
+  const Engine& e = thinker();
+  Request req = small_contemplation();
   req.aggregator = true;
   Result r = e.ask(req);
   const auto& t = r.trace;
@@ -233,13 +239,7 @@ TEST_CASE("modes: contemplating refines with a workspace and shares the prompt p
 
 TEST_CASE("modes: contemplating's final vote counts both rounds' answers") {
   const Engine& e = thinker();
-  Request req = Request::question("What is 12 + 30?", Mode::contemplating);
-  req.budgets.agents = 3;
-  req.budgets.refine_agents = 2;
-  req.budgets.max_thinking_tokens = 8;
-  req.budgets.max_answer_tokens = 4;
-  req.early_stop = false;
-  req.consensus_stop = false;
+  Request req = small_contemplation();
   const auto& t = e.ask(req).trace;
   std::map<int, int> answered;  // round -> agents with an answer
   double weight = 0;
