@@ -8,6 +8,15 @@
 namespace musespark::kernels {
 namespace {
 
+bool has_avx_vnni() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avxvnni");
+#else
+  return false;
+#endif
+}
+
 KernelIsa detect() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -15,6 +24,7 @@ KernelIsa detect() noexcept {
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni"))
     return KernelIsa::avx512;
+  if (has_avx_vnni()) return KernelIsa::avx_vnni;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KernelIsa::avx2;
 #endif
   return KernelIsa::none;
@@ -26,6 +36,7 @@ KernelIsa environment_limit() noexcept {
   const std::string_view s(v);
   if (s == "none") return KernelIsa::none;
   if (s == "avx2") return KernelIsa::avx2;
+  if (s == "avx_vnni") return KernelIsa::avx_vnni;
   return KernelIsa::avx512;
 }
 
@@ -37,6 +48,7 @@ const char* isa_name(KernelIsa isa) noexcept {
   switch (isa) {
     case KernelIsa::none: return "none";
     case KernelIsa::avx2: return "avx2";
+    case KernelIsa::avx_vnni: return "avx_vnni";
     case KernelIsa::avx512: return "avx512";
   }
   return "none";
@@ -47,9 +59,15 @@ KernelIsa detected_isa() noexcept {
   return isa;
 }
 
+bool isa_supported(KernelIsa isa) noexcept {
+  static const bool vnni = has_avx_vnni();
+  return isa <= detected_isa() && (isa != KernelIsa::avx_vnni || vnni);
+}
+
 KernelIsa active_isa() noexcept {
   static const KernelIsa from_env = std::min(detected_isa(), environment_limit());
-  return std::min(from_env, g_limit.load(std::memory_order_relaxed));
+  const KernelIsa isa = std::min(from_env, g_limit.load(std::memory_order_relaxed));
+  return isa_supported(isa) ? isa : KernelIsa::avx2;
 }
 
 void limit_isa(KernelIsa limit) noexcept { g_limit.store(limit, std::memory_order_relaxed); }

@@ -7,6 +7,9 @@
 // int8: each 32-bit lane holds 4 k of one row; |x| (unsigned) times w with
 // x's sign (vpsignb) in vpmaddubsw cannot saturate since |q| <= 127, and
 // vpmaddwd with ones sums the pairs: the exact integer dot of the VNNI path.
+// With AVX-VNNI (avx_vnni), one 256-bit vpdpbusd on activations stored +128
+// as unsigned bytes does the same, and 128 x the row's weight sum is taken
+// back in the epilogue, as in the AVX-512 loop.
 #include <immintrin.h>
 
 #include <cstring>
@@ -14,6 +17,7 @@
 #include "kernels/linear_isa.hpp"
 
 #define MUSESPARK_AVX2 __attribute__((target("avx2,fma")))
+#define MUSESPARK_AVX_VNNI __attribute__((target("avx2,fma,avxvnni")))
 
 namespace musespark::kernels::detail {
 namespace {
@@ -61,6 +65,21 @@ MUSESPARK_AVX2 void bf16_tile(const LinearArgs& a, int64_t panel, int64_t row0) 
   }
 }
 
+// One row of an int8 tile: its 16 integer dots (two accumulators of 8) as
+// outputs. `offset` is 128 when the activations were stored +128 (the
+// AVX-VNNI loop): 128 x each output row's weight sum is taken back.
+MUSESPARK_AVX2 inline void store_int8_row(const LinearArgs& a, int64_t panel, int64_t row, const __m256i acc[2],
+                                          int32_t offset) {
+  const int64_t n0 = panel * kPanelRows;
+  alignas(32) int32_t dot[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(dot), acc[0]);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(dot + 8), acc[1]);
+  for (int64_t i = 0; i < 16 && n0 + i < a.n; ++i) {
+    const int32_t exact = offset ? dot[i] - offset * a.weight_sum[n0 + i] : dot[i];
+    store(a, row, n0 + i, int8_output(exact, a.x_scale[row], a.weight_scale[n0 + i], a.bias ? a.bias[n0 + i] : 0.0f));
+  }
+}
+
 template <int MR>
 MUSESPARK_AVX2 void int8_tile(const LinearArgs& a, int64_t panel, int64_t row0) {
   const int64_t groups = a.kp / kInt8Group;
@@ -88,15 +107,32 @@ MUSESPARK_AVX2 void int8_tile(const LinearArgs& a, int64_t panel, int64_t row0) 
       }
     }
   }
-  const int64_t n0 = panel * kPanelRows;
-  for (int m = 0; m < MR; ++m) {
-    alignas(32) int32_t dot[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(dot), acc[m][0]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(dot + 8), acc[m][1]);
-    for (int64_t i = 0; i < 16 && n0 + i < a.n; ++i)
-      store(a, row0 + m, n0 + i,
-            int8_output(dot[i], a.x_scale[row0 + m], a.weight_scale[n0 + i], a.bias ? a.bias[n0 + i] : 0.0f));
+  for (int m = 0; m < MR; ++m) store_int8_row(a, panel, row0 + m, acc[m], 0);
+}
+
+template <int MR>
+MUSESPARK_AVX_VNNI void int8_vnni_tile(const LinearArgs& a, int64_t panel, int64_t row0) {
+  const int64_t groups = a.kp / kInt8Group;
+  const int8_t* w = static_cast<const int8_t*>(a.weights) + panel * groups * kPanelRows * kInt8Group;
+  const int8_t* x = a.x_q + row0 * a.kp;
+
+  __m256i acc[MR][2];
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i wv[2];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) wv[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 64 + h * 32));
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) {
+      int32_t x4;
+      std::memcpy(&x4, x + m * a.kp + g * 4, 4);
+      const __m256i xv = _mm256_set1_epi32(x4);
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) acc[m][h] = _mm256_dpbusd_avx_epi32(acc[m][h], xv, wv[h]);
+    }
   }
+  for (int m = 0; m < MR; ++m) store_int8_row(a, panel, row0 + m, acc[m], 128);
 }
 
 template <template <int> class Tile>
@@ -121,10 +157,15 @@ template <int MR>
 struct Int8Tile {
   static void run(const LinearArgs& a, int64_t p, int64_t r) { int8_tile<MR>(a, p, r); }
 };
+template <int MR>
+struct Int8VnniTile {
+  static void run(const LinearArgs& a, int64_t p, int64_t r) { int8_vnni_tile<MR>(a, p, r); }
+};
 
 }  // namespace
 
 void bf16_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Bf16Tile>(a, p0, p1); }
 void int8_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8Tile>(a, p0, p1); }
+void int8_panels_avx_vnni(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8VnniTile>(a, p0, p1); }
 
 }  // namespace musespark::kernels::detail

@@ -54,6 +54,7 @@ void bf16_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1);
 void bf16_panels_portable(const LinearArgs& a, int64_t p0, int64_t p1);
 void int8_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1);
 void int8_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1);
+void int8_panels_avx_vnni(const LinearArgs& a, int64_t p0, int64_t p1);  // x_offset128 activations
 void int8_panels_portable(const LinearArgs& a, int64_t p0, int64_t p1);
 
 // Shared epilogue arithmetic of the int8 kernels, so every instruction set

@@ -134,23 +134,24 @@ at::Tensor PackedLinear::operator()(const at::Tensor& x, at::ScalarType out_dtyp
     } else {
       xs = padded(at::kFloat);
       a.x_f32 = xs.data_ptr<float>();
-      fn = isa == KernelIsa::avx2 ? detail::bf16_panels_avx2 : detail::bf16_panels_portable;
+      fn = isa >= KernelIsa::avx2 ? detail::bf16_panels_avx2 : detail::bf16_panels_portable;
     }
   } else {
     xs = x.scalar_type() == at::kBFloat16 ? x.contiguous() : x.to(at::kFloat).contiguous();
     quantised = at::empty({rows, kp_}, at::TensorOptions().dtype(at::kChar));
     scales = at::empty({rows}, at::TensorOptions().dtype(at::kFloat));
     const bool bf16 = xs.scalar_type() == at::kBFloat16;
-    a.x_offset128 = isa == KernelIsa::avx512;
+    a.x_offset128 = isa == KernelIsa::avx512 || isa == KernelIsa::avx_vnni;
     (isa == KernelIsa::avx512 ? detail::quantize_rows_avx512 : detail::quantize_rows_portable)(
         xs.data_ptr(), bf16, rows, k_, kp_, quantised.data_ptr<int8_t>(), scales.data_ptr<float>(), a.x_offset128);
     a.x_q = quantised.data_ptr<int8_t>();
     a.x_scale = scales.data_ptr<float>();
     a.weight_scale = scale_.data_ptr<float>();
     a.weight_sum = sum_.data_ptr<int32_t>();
-    fn = isa == KernelIsa::avx512 ? detail::int8_panels_avx512
-         : isa == KernelIsa::avx2 ? detail::int8_panels_avx2
-                                  : detail::int8_panels_portable;
+    fn = isa == KernelIsa::avx512     ? detail::int8_panels_avx512
+         : isa == KernelIsa::avx_vnni ? detail::int8_panels_avx_vnni
+         : isa == KernelIsa::avx2     ? detail::int8_panels_avx2
+                                      : detail::int8_panels_portable;
   }
   run_panels(fn, a, data_.size(0));
   return out;

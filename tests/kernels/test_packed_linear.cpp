@@ -22,9 +22,9 @@ struct Shape {
 const Shape kShapes[] = {{1, 1}, {17, 33}, {33, 62}, {50, 7}, {130, 257}, {64, 128}, {300, 2050}};
 
 std::vector<KernelIsa> available_isas() {
-  std::vector<KernelIsa> out = {KernelIsa::none};
-  if (detected_isa() >= KernelIsa::avx2) out.push_back(KernelIsa::avx2);
-  if (detected_isa() >= KernelIsa::avx512) out.push_back(KernelIsa::avx512);
+  std::vector<KernelIsa> out;
+  for (KernelIsa isa : {KernelIsa::none, KernelIsa::avx2, KernelIsa::avx_vnni, KernelIsa::avx512})
+    if (isa_supported(isa)) out.push_back(isa);
   return out;
 }
 
@@ -137,4 +137,14 @@ TEST_CASE("kernels: the instruction set follows the CPU and the cap") {
     IsaLimit limit(KernelIsa::none);
     CHECK(active_isa() == KernelIsa::none);
   }
+  {
+    // avx_vnni only where the CPU has AVX-VNNI; else the cap lands on avx2.
+    IsaLimit limit(KernelIsa::avx_vnni);
+    const KernelIsa want = isa_supported(KernelIsa::avx_vnni) ? KernelIsa::avx_vnni
+                                                              : std::min(detected_isa(), KernelIsa::avx2);
+    CHECK(active_isa() == want);
+    CHECK(std::string(isa_name(KernelIsa::avx_vnni)) == "avx_vnni");
+  }
+  CHECK(isa_supported(KernelIsa::none));
+  CHECK(isa_supported(detected_isa()));
 }
