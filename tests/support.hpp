@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +24,26 @@ inline std::filesystem::path temp_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// build/test-tmp/<name>-<pid>: a folder of this process alone (ctest runs
+// test cases as parallel processes, so a fixed path would be shared by two
+// of them at once), created on first use and removed at exit.
+inline const std::filesystem::path& process_dir(const std::string& name) {
+  struct Owned {
+    std::filesystem::path path;
+    ~Owned() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static std::vector<std::unique_ptr<Owned>> dirs;
+  const auto path = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-tmp" / (name + "-" + std::to_string(getpid()));
+  for (const auto& d : dirs)
+    if (d->path == path) return d->path;
+  std::filesystem::create_directories(path);
+  dirs.push_back(std::make_unique<Owned>(Owned{path}));
+  return dirs.back()->path;
 }
 
 // Runs a shell command; returns its standard output. Throws if it fails.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/config.hpp"
+#include "support.hpp"
 #include "musespark/error.hpp"
 
 namespace fs = std::filesystem;
@@ -62,11 +63,7 @@ json llama_config() {
     "transformers_version": "4.45.0.dev0", "use_cache": true, "vocab_size": 128256})");
 }
 
-fs::path config_dir() {
-  fs::path dir = fs::path(MUSESPARK_BINARY_DIR) / "test-tmp" / "config";
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path config_dir() { return test_support::process_dir("config"); }
 
 fs::path write_config(const std::string& text, const std::string& name = "config.json") {
   fs::path dir = config_dir() / name;

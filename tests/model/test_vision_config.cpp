@@ -13,6 +13,7 @@
 #include "model/config.hpp"
 #include "model/vision_config.hpp"
 #include "musespark/error.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using musespark::Error;
@@ -41,7 +42,7 @@ json multimodal_config() {
 }
 
 fs::path write_config(const json& j, const std::string& name) {
-  fs::path dir = fs::path(MUSESPARK_BINARY_DIR) / "test-tmp" / "vision-config" / name;
+  fs::path dir = test_support::process_dir("vision-config") / name;
   fs::create_directories(dir);
   fs::path path = dir / "config.json";
   std::ofstream(path, std::ios::trunc) << j.dump();
@@ -205,7 +206,7 @@ TEST_CASE("vision config: errors name config.json and the field") {
 
 TEST_CASE("vision config: unreadable and malformed files") {
   try {
-    load_vision_config(fs::path(MUSESPARK_BINARY_DIR) / "test-tmp" / "vision-config" / "nowhere" / "config.json");
+    load_vision_config(test_support::process_dir("vision-config") / "nowhere" / "config.json");
     FAIL("no error");
   } catch (const Error& e) {
     CHECK(e.kind() == ErrorKind::io);
