@@ -57,6 +57,7 @@ class Sampler {
   std::vector<int32_t> ids_;
   std::vector<double> probs_;
   std::vector<int32_t> order_;
+  std::vector<float> scratch_;
 };
 
 }  // namespace musespark

@@ -1,8 +1,11 @@
 // Sampling arithmetic against hand-computed values.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <set>
 
 #include "musespark/error.hpp"
 #include "musespark/sampling.hpp"
@@ -94,6 +97,46 @@ TEST_CASE("sampler: top-p over a large, flat vocabulary keeps exactly the nucleu
   // 0.9 of the mass lies below id ~2244 (1 - e^{-0.001 n} = 0.9 (1 - e^{-5})).
   CHECK(max_id < 2260);
   CHECK(max_id > 1800);
+}
+
+TEST_CASE("sampler: top-p keeps exactly the most likely tokens when their probabilities spread over octaves") {
+  // 2000 tokens with logits spread over [-3, 0]: the nucleus boundary falls
+  // inside a run of tokens of nearly equal probability, which must be split
+  // exactly (the most likely first, then the lower id).
+  std::vector<float> logits(2000);
+  uint64_t state = 12345;
+  for (float& l : logits) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    l = -3.0f * static_cast<float>(state >> 40) / static_cast<float>(1ull << 24);
+  }
+  std::vector<int32_t> by_mass(logits.size());
+  std::iota(by_mass.begin(), by_mass.end(), 0);
+  std::sort(by_mass.begin(), by_mass.end(),
+            [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  double total = 0;
+  for (float l : logits) total += std::exp(double(l));
+  // The reference nucleus, plus the next token when the boundary is too
+  // close to call in float arithmetic.
+  std::set<int32_t> allowed;
+  double mass = 0;
+  for (int32_t id : by_mass) {
+    const double before = mass;
+    mass += std::exp(double(logits[id]));
+    if (before >= 0.5 * total * (1 + 1e-6)) break;
+    allowed.insert(id);
+  }
+  REQUIRE(allowed.size() > 100);
+  REQUIRE(allowed.size() < 1900);
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_p = 0.5f;
+  p.seed = 3;
+  auto h = histogram(p, logits, 20000);
+  int outside = 0;
+  for (auto [id, n] : h)
+    if (!allowed.count(id)) outside += n;
+  CHECK(outside == 0);
+  CHECK(h.size() > allowed.size() * 9 / 10);  // and the nucleus is sampled across
 }
 
 TEST_CASE("sampler: the same seed gives the same tokens") {
