@@ -99,7 +99,7 @@ void to_floats(const uint16_t* in, int64_t n, float* out) {
 }
 
 // One row of n: out = w * round(x * rsqrt(mean(x^2) + eps)), rounded. The
-// mean is a float32 sum (in 32 lanes with AVX-512, in double otherwise):
+// sum of squares runs in 32 float32 lanes with AVX-512, in double otherwise:
 // either way within rounding of ATen's float32 mean.
 void rms_norm_row(const float* x, const uint16_t* w, int64_t n, double eps, uint16_t* out) {
   if (avx512()) return rms_norm_row_avx512(x, w, n, static_cast<float>(eps), out);

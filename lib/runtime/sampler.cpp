@@ -103,6 +103,9 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
           ids_.push_back(i);
           probs_.push_back(scratch_[i]);
         }
+      // The draw walks probs_ down from a point below total: total must be
+      // their own sum (top-p's filter below recomputes it in any case).
+      if (params_.top_p >= 1.0f) total = std::accumulate(probs_.begin(), probs_.end(), 0.0);
     }
 
     // Keeps the candidates i with keep[i], in order.
