@@ -595,7 +595,6 @@ std::string refine_workspace(const Problem& p, uint64_t seed) {
   }
   if (attempts.empty()) attempts.push_back(p.work(nullptr));
   std::vector<AgentTrace> agents;
-  std::vector<Ballot> ballots;
   for (const Worked& attempt : attempts) {
     for (int votes = rng.between(1, 4); votes > 0; --votes) {
       AgentTrace a;
@@ -603,11 +602,10 @@ std::string refine_workspace(const Problem& p, uint64_t seed) {
       a.thinking = thinking_text(attempt);
       a.answer_text = a.answer = a.normalized_answer = attempt.answer;
       a.vote_weight = rng.between(500, 1000) / 100.0;
-      ballots.push_back({a.id, a.normalized_answer, a.answer, a.vote_weight});
       agents.push_back(std::move(a));
     }
   }
-  return distill_workspace(agents, tally(ballots));
+  return distill_workspace(agents, tally_agents(agents));
 }
 
 Sample teach_problem(const Problem& p, SampleStyle style, uint64_t seed) {

@@ -532,10 +532,7 @@ RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {
     result.agents.push_back(trace_of(*a));
     rt_.release(a->seq);
   }
-  std::vector<Ballot> ballots;
-  for (const auto& t : result.agents)
-    if (!t.normalized_answer.empty()) ballots.push_back({t.id, t.normalized_answer, t.answer, t.vote_weight});
-  result.votes = tally(ballots);
+  result.votes = tally_agents(result.agents);
   result.threshold = threshold_;
   result.visual_actions = visual_actions_;
   result.root = root_;

@@ -264,12 +264,7 @@ void run_contemplating(ModeContext& ctx) {
     append(ctx.trace, r2);
     // The final vote spans both rounds: every answering agent of round 1
     // and of the refine round, each with its confidence weight.
-    if (!r2.votes.empty()) {
-      std::vector<Ballot> ballots;
-      for (const AgentTrace& a : ctx.trace.agents)
-        if (!a.normalized_answer.empty()) ballots.push_back({a.id, a.normalized_answer, a.answer, a.vote_weight});
-      decide(ctx.trace, tally(ballots));
-    }
+    if (!r2.votes.empty()) decide(ctx.trace, tally_agents(ctx.trace.agents));
 
     if (ctx.request.aggregator && !r2.votes.empty() && !ctx.state.cancelled) {
       std::vector<AgentTrace> refine_agents(ctx.trace.agents.end() - r2.agents.size(), ctx.trace.agents.end());

@@ -41,6 +41,13 @@ std::vector<VoteEntry> tally(std::span<const Ballot> ballots) {
   return table;
 }
 
+std::vector<VoteEntry> tally_agents(std::span<const AgentTrace> agents) {
+  std::vector<Ballot> ballots;
+  for (const AgentTrace& a : agents)
+    if (!a.normalized_answer.empty()) ballots.push_back({a.id, a.normalized_answer, a.answer, a.vote_weight});
+  return tally(ballots);
+}
+
 bool vote_settled(const std::vector<VoteEntry>& table, int32_t unfinished_agents, double max_weight_per_agent) {
   if (unfinished_agents < 0)
     throw Error(ErrorKind::invalid_argument, "", "unfinished_agents",

@@ -29,6 +29,10 @@ struct Ballot {
 // Empty when nobody voted. Pure; thread-safe; no errors.
 std::vector<VoteEntry> tally(std::span<const Ballot> ballots);
 
+// tally() of every agent with a normalised answer, each with its id, answer
+// and vote_weight. Pure; thread-safe; no errors.
+std::vector<VoteEntry> tally_agents(std::span<const AgentTrace> agents);
+
 // True when the leader of `table` (as sorted by tally) can no longer be
 // overtaken or tied, even if all `unfinished_agents` voted for the runner-up
 // with `max_weight_per_agent` each:

@@ -22,11 +22,7 @@ AgentTrace agent(int32_t id, std::string answer, double weight, std::string thin
   return a;
 }
 
-std::vector<VoteEntry> votes_of(const std::vector<AgentTrace>& agents) {
-  std::vector<Ballot> ballots;
-  for (const auto& a : agents) ballots.push_back({a.id, a.normalized_answer, a.answer, a.vote_weight});
-  return tally(ballots);
-}
+std::vector<VoteEntry> votes_of(const std::vector<AgentTrace>& agents) { return tally_agents(agents); }
 
 bool valid_utf8(const std::string& s) { return !tokenizer::find_invalid_utf8(s).has_value(); }
 }  // namespace
