@@ -9,6 +9,7 @@
 namespace musespark {
 namespace {
 
+using detail::replace_all;
 using detail::trim_space;
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -177,14 +178,6 @@ bool unwrap_command(std::string& s, std::string_view command) {
     changed = true;
   }
   return changed;
-}
-
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
-  }
 }
 
 bool strip_trailing_punctuation(std::string& s) {

@@ -64,6 +64,14 @@ std::string_view trim_space(std::string_view text) noexcept {
   return text.substr(begin, end - begin);
 }
 
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  size_t pos = 0;
+  while ((pos = s.find(from, pos)) != std::string::npos) {
+    s.replace(pos, from.size(), to);
+    pos += to.size();
+  }
+}
+
 std::string collapse_space(std::string_view text) {
   text = trim_space(text);
   std::string out;

@@ -46,6 +46,10 @@ std::string_view trim_space(std::string_view text) noexcept;
 // ASCII space.
 std::string collapse_space(std::string_view text);
 
+// Replaces every occurrence of `from` (not empty) in `s` by `to`, left to
+// right; replaced text is not searched again.
+void replace_all(std::string& s, std::string_view from, std::string_view to);
+
 // The largest byte count <= max_bytes at which `text` can be cut without
 // splitting a UTF-8 sequence (a cut never lands on a continuation byte).
 size_t utf8_floor(std::string_view text, size_t max_bytes) noexcept;

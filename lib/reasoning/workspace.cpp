@@ -60,10 +60,8 @@ std::string rationale_of(const AgentTrace* agent) {
 
 // `text` without any occurrence of the markers.
 std::string without(std::string text, std::span<const std::string> markers) {
-  for (const std::string& m : markers) {
-    if (m.empty()) continue;
-    for (size_t at = text.find(m); at != std::string::npos; at = text.find(m, at)) text.erase(at, m.size());
-  }
+  for (const std::string& m : markers)
+    if (!m.empty()) replace_all(text, m, "");
   return text;
 }
 
