@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <limits>
 #include <random>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -53,8 +52,7 @@ void run(const BenchArgs& a) {
   // Before anything starts the tensor backend's OpenMP workers: once they
   // exist, a worker still spinning after a parallel region takes a core from
   // the measuring threads (the figure then swung between 42 and 68 GB/s here).
-  const int threads = a.model.threads > 0 ? a.model.threads : static_cast<int>(std::thread::hardware_concurrency());
-  const double bandwidth = measure_read_bandwidth(threads);
+  const double bandwidth = measure_read_bandwidth(resolve_threads(a.model.threads));
   auto model = Model::load(a.model.model_dir, a.model.options());
   const ModelInfo& info = model->info();
   if (a.prompt_tokens + a.gen_tokens > info.max_context)

@@ -42,6 +42,10 @@ struct ModelOptions {
   int64_t max_context = 0;
 };
 
+// The intra-op threads a `threads` setting means (ModelOptions,
+// DistillOptions): itself when positive, else one per core (at least 1).
+int resolve_threads(int threads) noexcept;
+
 struct ModelInfo {
   std::string architecture;
   std::filesystem::path directory;

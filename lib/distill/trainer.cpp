@@ -14,7 +14,6 @@
 #include <limits>
 #include <malloc.h>
 #include <optional>
-#include <thread>
 
 #include "common/json_file.hpp"
 #include "common/parallel.hpp"
@@ -24,6 +23,7 @@
 #include "distill/trainable.hpp"
 #include "kernels/cpu_features.hpp"
 #include "musespark/distill.hpp"
+#include "musespark/model.hpp"
 #include "musespark/error.hpp"
 
 namespace musespark {
@@ -239,7 +239,7 @@ DistillReport distill(const DistillOptions& options) {
   check(o);
   keep_freed_memory();
   const bool bf16 = use_bf16(o.precision);
-  at::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  at::set_num_threads(resolve_threads(o.threads));
   fs::create_directories(o.out);
   const fs::path state_file = o.out / "trainer_state.json";
   const bool resuming = o.resume && fs::exists(state_file);

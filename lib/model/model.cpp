@@ -43,6 +43,10 @@ std::shared_ptr<const Embeddings> Model::encode_image(const Image& image) const 
   return std::make_shared<const Embeddings>(std::move(rows));
 }
 
+int resolve_threads(int threads) noexcept {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory, const ModelOptions& options) {
   if (!std::filesystem::is_directory(directory))
     throw Error(ErrorKind::io, directory.string(), "", "not a directory");
@@ -51,8 +55,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   if (options.max_context < 0)
     throw Error(ErrorKind::invalid_argument, "", "max_context", "must be 0 (default) or positive");
 
-  const int threads = options.threads > 0 ? options.threads
-                                          : std::max(1u, std::thread::hardware_concurrency());
+  const int threads = resolve_threads(options.threads);
   at::set_num_threads(threads);
 
   detail::ModelConfig config = detail::load_model_config(directory / "config.json");

@@ -3,7 +3,9 @@
 // every architecture; and greedy generation token for token.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "musespark/generate.hpp"
@@ -90,4 +92,10 @@ TEST_CASE("forward: greedy generation matches the reference token for token") {
     GenerateResult r = generate(rt, nullptr, kPrompt, opts);
     CHECK(r.tokens == expected);
   }
+}
+
+TEST_CASE("model: a threads setting of 0 means one per core, a positive one itself") {
+  CHECK(musespark::resolve_threads(3) == 3);
+  CHECK(musespark::resolve_threads(0) == static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  CHECK(musespark::resolve_threads(0) >= 1);
 }
