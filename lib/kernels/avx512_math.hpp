@@ -46,4 +46,17 @@ MUSESPARK_AVX512_BF16 inline void store_bf16x16(uint16_t* p, __m512 v) {
 }
 MUSESPARK_AVX512_BF16 inline __m512 round_bf16x16(__m512 v) { return _mm512_cvtpbh_ps(_mm512_cvtneps_pbh(v)); }
 
+// The lanes of the 16 elements from here when `left` remain (none when
+// left <= 0), and masked forms of the bf16 load and store (lanes off: read
+// as 0, not written).
+MUSESPARK_AVX512_BF16 inline __mmask16 lanes(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+MUSESPARK_AVX512_BF16 inline __m512 load_bf16_masked(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtpbh_ps(reinterpret_cast<__m256bh>(_mm256_maskz_loadu_epi16(m, p)));
+}
+MUSESPARK_AVX512_BF16 inline void store_bf16_masked(uint16_t* p, __mmask16 m, __m512 v) {
+  _mm256_mask_storeu_epi16(p, m, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+}
+
 }  // namespace musespark::kernels::detail

@@ -13,11 +13,11 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "kernels/avx512_math.hpp"
 #include "kernels/cpu_features.hpp"
+#include "kernels/softmax.hpp"
 
 namespace musespark::kernels {
 namespace {
@@ -26,28 +26,14 @@ MUSESPARK_AVX512_BF16 inline __m512bh load_bh(const uint16_t* p) {
   return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
 }
 
-// Softmax of n floats in place; returns nothing (the sum is divided out).
+// Softmax of n floats in place: the max, then e^(x - max) and its sum by the
+// sampler's loops (kernels/softmax.hpp, AVX-512 here), then one scaling.
 MUSESPARK_AVX512_BF16 void softmax_in_place(float* s, int64_t n) {
-  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + i));
-  const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-  if (i < n) vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, s + i));
-  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-  __m512 vsum = _mm512_setzero_ps();
-  for (i = 0; i + 16 <= n; i += 16) {
-    const __m512 e = detail::exp16(_mm512_sub_ps(_mm512_loadu_ps(s + i), m));
-    _mm512_storeu_ps(s + i, e);
-    vsum = _mm512_add_ps(vsum, e);
+  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / exp_shifted(s, n, max_of(s, n), 1.0f, s)));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = detail::lanes(n - i);
+    _mm512_mask_storeu_ps(s + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), inv));
   }
-  if (i < n) {
-    const __m512 e = detail::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + i), m));
-    _mm512_mask_storeu_ps(s + i, tail, e);
-    vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(tail, e));
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-  for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, _mm512_mul_ps(_mm512_loadu_ps(s + i), inv));
-  if (i < n) _mm512_mask_storeu_ps(s + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, s + i), inv));
 }
 
 struct Item {

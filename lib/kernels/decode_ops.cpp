@@ -27,15 +27,9 @@ void require_bf16(const at::Tensor& t, const char* what) {
 
 // AVX-512 forms of the loops below (callers check active_isa()): the same
 // roundings, 16 lanes at a time, tails by mask.
-MUSESPARK_AVX512_BF16 inline __mmask16 lanes(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
-MUSESPARK_AVX512_BF16 inline __m512 load_bf16_masked(const uint16_t* p, __mmask16 m) {
-  return _mm512_cvtpbh_ps(reinterpret_cast<__m256bh>(_mm256_maskz_loadu_epi16(m, p)));
-}
-MUSESPARK_AVX512_BF16 inline void store_bf16_masked(uint16_t* p, __mmask16 m, __m512 v) {
-  _mm256_mask_storeu_epi16(p, m, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
-}
+using detail::lanes;
+using detail::load_bf16_masked;
+using detail::store_bf16_masked;
 
 MUSESPARK_AVX512_BF16 void to_floats_avx512(const uint16_t* in, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 16) {
@@ -211,7 +205,7 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
     const uint16_t* g = bits(gate_up) + r * gate_up.stride(0);
     const uint16_t* u = g + inner;
     uint16_t* o = bits_mut(out) + r * inner;
-    const int64_t done = active_isa() == KernelIsa::avx512 ? silu_mul_avx512(g, u, o, inner) : 0;
+    const int64_t done = avx512() ? silu_mul_avx512(g, u, o, inner) : 0;
     for (int64_t i = done; i < inner; ++i) {
       // As ATen's bf16 silu: every step of x / (1 + exp(-x)) rounded to bf16.
       const float gi = bf16_to_float(g[i]);

@@ -6,15 +6,10 @@
 // MR broadcast activation groups, so weights stream from memory exactly
 // once per call (past 8 rows, slices of panels are re-read from L2), and
 // accumulators never leave registers.
-#include <immintrin.h>
-
-// GCC 12's _mm512_undefined_* (inside _mm512_slli_epi32, _mm512_cvtepi32_ps)
-// trips -Wmaybe-uninitialized by design; the values are never read.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/avx512_math.hpp"
 #include "kernels/linear_isa.hpp"
 
 #define MUSESPARK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni")))
@@ -38,10 +33,6 @@ inline uint32_t load_u32(const void* p) {
   return v;
 }
 
-MUSESPARK_AVX512 inline __mmask16 column_mask(const LinearArgs& a, int64_t n0) {
-  const int64_t left = a.n - n0;
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
 
 MUSESPARK_AVX512 inline void store_row(const LinearArgs& a, int64_t row, int64_t n0, __m512 v, __mmask16 mask) {
   if (a.out_f32) {
@@ -128,7 +119,7 @@ MUSESPARK_AVX512 void tile(const LinearArgs& a, int64_t panel, int64_t row0) {
   for (int b = 0; b < NB; ++b) {
     const int64_t n0 = (panel + b) * kPanelRows;
     if (n0 >= a.n) break;
-    const __mmask16 mask = column_mask(a, n0);
+    const __mmask16 mask = lanes(a.n - n0);
     const typename Op::Columns columns(a, n0, mask);
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) store_row(a, row0 + m, n0, columns.finish(a, row0 + m, acc[m][b]), mask);
@@ -175,10 +166,9 @@ void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
 
 // Up to 16 floats from element i of x (bf16 bits or float32), zero past `left`.
 MUSESPARK_AVX512 inline __m512 load_floats(const void* x, bool is_bf16, int64_t i, int64_t left) {
-  const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  const __mmask16 mask = lanes(left);
   if (!is_bf16) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(x) + i);
-  const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(x) + i);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return load_bf16_masked(static_cast<const uint16_t*>(x) + i, mask);
 }
 
 }  // namespace
@@ -203,7 +193,7 @@ MUSESPARK_AVX512 void quantize_rows_avx512(const void* x, bool x_is_bf16, int64_
       __m512i iv = _mm512_cvttps_epi32(v);
       iv = _mm512_min_epi32(_mm512_max_epi32(iv, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
       const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(iv, offset));
-      const __mmask16 mask = kp - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (kp - i)) - 1);
+      const __mmask16 mask = lanes(kp - i);
       _mm_mask_storeu_epi8(out + i, mask, bytes);
     }
   }

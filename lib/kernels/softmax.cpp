@@ -9,31 +9,31 @@
 namespace musespark::kernels {
 namespace {
 
+using detail::exp16;
+using detail::lanes;
+
 MUSESPARK_AVX512_BF16 float max_of_avx512(const float* x, int64_t n) {
   __m512 m = _mm512_set1_ps(-INFINITY);
-  int64_t i = 0;
-  // max(v, m) returns m when v is NaN: NaNs are skipped.
-  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_loadu_ps(x + i), m);
-  float best = _mm512_reduce_max_ps(m);
-  for (; i < n; ++i) best = x[i] > best ? x[i] : best;
-  return best;
+  // max(v, m) returns m when v is NaN: NaNs are skipped; lanes past n read -inf.
+  for (int64_t i = 0; i < n; i += 16)
+    m = _mm512_max_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes(n - i), x + i), m);
+  return _mm512_reduce_max_ps(m);
 }
 
 MUSESPARK_AVX512_BF16 double exp_shifted_avx512(const float* x, int64_t n, float shift, float scale, float* out) {
   const __m512 s = _mm512_set1_ps(shift), k = _mm512_set1_ps(scale);
   double total = 0;
-  int64_t i = 0;
   // Float lanes over blocks of 1024 values, each block's sum added in double.
-  while (i + 16 <= n) {
+  for (int64_t block = 0; block < n; block += 1024) {
     __m512 acc = _mm512_setzero_ps();
-    for (const int64_t end = std::min(n - 15, i + 1024); i < end; i += 16) {
-      const __m512 e = detail::exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), s), k));
-      _mm512_storeu_ps(out + i, e);
-      acc = _mm512_add_ps(acc, e);
+    for (int64_t i = block; i < std::min(n, block + 1024); i += 16) {
+      const __mmask16 m = lanes(n - i);
+      const __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s), k));
+      _mm512_mask_storeu_ps(out + i, m, e);
+      acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
     }
     total += _mm512_reduce_add_ps(acc);
   }
-  for (; i < n; ++i) total += out[i] = std::exp((x[i] - shift) * scale);
   return total;
 }
 

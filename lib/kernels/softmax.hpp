@@ -14,7 +14,7 @@ float max_of(const float* x, int64_t n) noexcept;
 
 // out[i] = e^((x[i] - shift) * scale) for i in [0, n) (float, relative error
 // about 1e-7; arguments below -88 give about 0), and returns the sum of the
-// out[i], accumulated in double. out may not alias x. Thread-safe.
+// out[i], accumulated in double. out may be x (in place). Thread-safe.
 double exp_shifted(const float* x, int64_t n, float shift, float scale, float* out) noexcept;
 
 }  // namespace musespark::kernels
