@@ -133,7 +133,11 @@ test("the Stop button cancels the agents on the server", async () => {
   const { page, problems } = await openViewer();
   await page.fill("#question", "Think for a long time.");
   await page.selectOption("#mode", "thinking");
-  await page.fill("#agents", "4");
+  // Long enough that the page sees its first agent while the agents still
+  // run, even when the browser gets little CPU beside the server (4 agents
+  // of this 151,680-token model now take only a few seconds: with ctest -j2
+  // the page sometimes drew its first card after the answer had come).
+  await page.fill("#agents", "16");
   await page.fill("#thinking-tokens", "1500");
   await page.click("#ask");
   await page.waitForSelector(".agent");
