@@ -71,6 +71,20 @@ int64_t positive_int(const nlohmann::json& object, const std::string& key, const
   return v;
 }
 
+std::vector<int64_t> optional_positive_ints(const nlohmann::json& object, const std::string& key, const std::string& file) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return {};
+  std::vector<int64_t> out;
+  if (it->is_array())
+    for (const auto& v : *it) {
+      if (!v.is_number_integer() || v.get<int64_t>() <= 0) break;
+      out.push_back(v.get<int64_t>());
+    }
+  if (!it->is_array() || out.size() != it->size())
+    throw Error(ErrorKind::format, file, key, "expected a list of positive integers, got " + it->dump());
+  return out;
+}
+
 int64_t required_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
   if (auto v = optional_int(object, key, file)) return *v;
   throw Error(ErrorKind::format, file, key, "missing (an integer is required)");

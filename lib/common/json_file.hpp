@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,10 @@ std::optional<std::string> optional_string(const nlohmann::json& object, const s
 
 // required_int that must also be > 0 (Error{format} "must be a positive integer").
 int64_t positive_int(const nlohmann::json& object, const std::string& key, const std::string& file);
+
+// A list of positive integers; empty when absent or null. Error{format}
+// naming the key when it is not a list of positive integers.
+std::vector<int64_t> optional_positive_ints(const nlohmann::json& object, const std::string& key, const std::string& file);
 
 // Runs `f`; an Error it throws is re-thrown with its field named inside
 // `prefix` ("prefix.field", or "prefix" when it had none), for nested objects.

@@ -66,6 +66,15 @@ VisionConfig parse_vision(const nlohmann::json& v, const std::string& file) {
   if (c.hidden_size % c.num_attention_heads != 0)
     bad(ErrorKind::format, file, "num_attention_heads",
         fmt::format("{} does not divide hidden_size ({})", c.num_attention_heads, c.hidden_size));
+  c.stem_channels = optional_positive_ints(v, "stem_channels", file);
+  c.stem_strides = optional_positive_ints(v, "stem_strides", file);
+  if (c.stem_strides.size() != c.stem_channels.size())
+    bad(ErrorKind::format, file, "stem_strides",
+        fmt::format("has {} values, expected one per stem layer (stem_channels has {})", c.stem_strides.size(),
+                    c.stem_channels.size()));
+  if (c.patch_size % c.stem_stride() != 0)
+    bad(ErrorKind::format, file, "stem_strides",
+        fmt::format("their product ({}) does not divide patch_size ({})", c.stem_stride(), c.patch_size));
   c.layer_norm_eps = optional_number(v, "layer_norm_eps", file).value_or(1e-6);
   if (!(c.layer_norm_eps > 0))
     bad(ErrorKind::format, file, "layer_norm_eps", fmt::format("must be a positive number, got {}", c.layer_norm_eps));

@@ -13,6 +13,8 @@
 //     "intermediate_size": 128,
 //     "num_hidden_layers": 2,
 //     "num_attention_heads": 4,           // must divide hidden_size
+//     "stem_channels": [32, 32],          // optional: a convolutional stem (see below)
+//     "stem_strides": [1, 2],             // one per stem layer; their product divides patch_size
 //     "layer_norm_eps": 1e-6,             // optional, default 1e-6
 //     "hidden_act": "gelu_pytorch_tanh",  // optional (SigLIP's default); or "gelu" (exact erf)
 //     "image_mean": [0.5, 0.5, 0.5],      // optional, one per channel, default 0.5
@@ -24,6 +26,13 @@
 //   "vision_start_token": "<|vision_start|>",
 //   "vision_end_token": "<|vision_end|>"
 //
+// The stem (this project's extension; absent in SigLIP): layer j is a 3 x 3
+// convolution with C_j output channels, stride stem_strides[j] and padding 1,
+// then hidden_act. C_{-1} = num_channels. The patch embedding then reads the
+// stem's last output (C = C_last channels) with kernel and stride K =
+// patch_size / (product of the strides); without a stem C = num_channels and
+// K = patch_size. Either way each patch of patch_size pixels becomes a token.
+//
 // Activations: "gelu" is the exact erf form; "gelu_pytorch_tanh" (and its
 // older spelling "gelu_new") the tanh approximation.
 //
@@ -32,7 +41,8 @@
 // D = hidden_size, I = intermediate_size, P = patch_size, N = num_patches(),
 // T = the text model's hidden_size:
 //
-//   vision_tower.vision_model.embeddings.patch_embedding.{weight [D,C,P,P], bias [D]}
+//   vision_tower.vision_model.embeddings.stem.{j}.{weight [C_j,C_{j-1},3,3], bias [C_j]}  (with a stem)
+//   vision_tower.vision_model.embeddings.patch_embedding.{weight [D,C,K,K], bias [D]}
 //   vision_tower.vision_model.embeddings.position_embedding.weight [N,D]
 //   vision_tower.vision_model.encoder.layers.{i}.layer_norm1.{weight,bias} [D]
 //   vision_tower.vision_model.encoder.layers.{i}.self_attn.{q,k,v,out}_proj.{weight [D,D], bias [D]}
@@ -66,6 +76,8 @@ struct VisionConfig {
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
   int64_t num_attention_heads = 0;
+  std::vector<int64_t> stem_channels;  // empty: no stem
+  std::vector<int64_t> stem_strides;   // as many as stem_channels
   double layer_norm_eps = 1e-6;
   VisionActivation hidden_act = VisionActivation::gelu_tanh;
   std::vector<double> image_mean;  // num_channels values
@@ -79,6 +91,12 @@ struct VisionConfig {
   std::string vision_end_token;    // may be empty
 
   int64_t head_dim() const noexcept { return hidden_size / num_attention_heads; }
+  // The product of the stem's strides (1 without a stem); patch_embedding's kernel is patch_size / this.
+  int64_t stem_stride() const noexcept {
+    int64_t s = 1;
+    for (int64_t v : stem_strides) s *= v;
+    return s;
+  }
   int64_t patches_per_side() const noexcept { return image_size / patch_size; }
   // Patches of one image = the tokens it becomes in the text model.
   int64_t num_patches() const noexcept { return patches_per_side() * patches_per_side(); }
@@ -94,7 +112,9 @@ std::optional<VisionActivation> parse_vision_activation(const std::string& name)
 // "image_token_id", ...): Error{io} if the file cannot be read; Error{format}
 // for malformed JSON, a vision_config that is not an object, missing or
 // mistyped fields, non-positive sizes, a patch_size that does not divide
-// image_size, heads that do not divide hidden_size, image_mean/image_std of
+// image_size, heads that do not divide hidden_size, stem_channels and
+// stem_strides of different lengths or strides whose product does not divide
+// patch_size, image_mean/image_std of
 // the wrong length or a non-positive std, a missing image_token_id or one
 // outside [0, vocab_size) when vocab_size is given; Error{unsupported} for an
 // unknown hidden_act / projector_hidden_act, a model_type of another layout,

@@ -37,7 +37,14 @@ VisionEncoder::VisionEncoder(VisionConfig config, const WeightStore& store, int6
   };
 
   const std::string vm = "vision_tower.vision_model.";
-  w_.patch_weight = load(vm + "embeddings.patch_embedding.weight", {D, c.num_channels, P, P});
+  int64_t channels = c.num_channels;
+  for (size_t j = 0; j < c.stem_channels.size(); ++j) {
+    w_.stem_weight.push_back(load(fmt::format("{}embeddings.stem.{}.weight", vm, j), {c.stem_channels[j], channels, 3, 3}));
+    w_.stem_bias.push_back(load(fmt::format("{}embeddings.stem.{}.bias", vm, j), {c.stem_channels[j]}));
+    channels = c.stem_channels[j];
+  }
+  const int64_t K = P / c.stem_stride();
+  w_.patch_weight = load(vm + "embeddings.patch_embedding.weight", {D, channels, K, K});
   w_.patch_bias = load(vm + "embeddings.patch_embedding.bias", {D});
   w_.position = load(vm + "embeddings.position_embedding.weight", {c.num_patches(), D});
   w_.layers.resize(c.num_hidden_layers);
@@ -95,8 +102,13 @@ at::Tensor VisionEncoder::encode(const at::Tensor& pixels_chw) const {
 
   const int64_t D = c.hidden_size, N = c.num_patches();
   // [1,C,S,S] -> [1,D,S/P,S/P] -> [N,D], patches in row-major (row, col) order.
-  at::Tensor x = at::conv2d(pixels_chw.to(dtype_).unsqueeze(0), w_.patch_weight, w_.patch_bias,
-                            /*stride=*/{c.patch_size, c.patch_size});
+  at::Tensor x = pixels_chw.to(dtype_).unsqueeze(0);
+  for (size_t j = 0; j < w_.stem_weight.size(); ++j)
+    x = activation(at::conv2d(x, w_.stem_weight[j], w_.stem_bias[j], /*stride=*/{c.stem_strides[j], c.stem_strides[j]},
+                              /*padding=*/{1, 1}),
+                   c.hidden_act);
+  const int64_t K = c.patch_size / c.stem_stride();
+  x = at::conv2d(x, w_.patch_weight, w_.patch_bias, /*stride=*/{K, K});
   x = x.view({D, N}).t() + w_.position;
   for (const VisionLayerWeights& l : w_.layers) {
     at::Tensor h = at::layer_norm(x, {D}, l.norm1_weight, l.norm1_bias, c.layer_norm_eps);

@@ -2,7 +2,7 @@
 // 2-layer MLP projector into the text model's hidden size. Tensor names and
 // config fields: model/vision_config.hpp.
 //
-//   pixels [C,S,S] -> patch conv (stride P) -> [N, D] in (row, col) order
+//   pixels [C,S,S] -> stem convs, if any -> patch conv (stride K) -> [N, D] in (row, col) order
 //   + position embedding
 //   per layer:  x += out_proj(attention(LN1(x)))   full bidirectional softmax,
 //               x += fc2(act(fc1(LN2(x))))         scale 1/sqrt(head_dim), biases
@@ -31,7 +31,8 @@ struct VisionLayerWeights {
 };
 
 struct VisionWeights {
-  at::Tensor patch_weight, patch_bias;  // [D,C,P,P], [D]
+  std::vector<at::Tensor> stem_weight, stem_bias;  // per stem layer: [C_j,C_{j-1},3,3], [C_j]
+  at::Tensor patch_weight, patch_bias;  // [D,C,K,K], [D] (K = P / stem stride)
   at::Tensor position;                  // [N,D]
   std::vector<VisionLayerWeights> layers;
   at::Tensor post_norm_weight, post_norm_bias;

@@ -115,8 +115,40 @@ TEST_CASE("vision config: defaults of the optional fields (SigLIP's and LLaVA's)
   CHECK(c->projector_hidden_act == VisionActivation::gelu);
   CHECK(c->image_mean == std::vector<double>(3, 0.5));
   CHECK(c->image_std == std::vector<double>(3, 0.5));
+  CHECK(c->stem_channels.empty());
+  CHECK(c->stem_stride() == 1);
   CHECK(c->image_token.empty());
   CHECK(c->vision_start_token.empty());
+}
+
+TEST_CASE("vision config: a convolutional stem") {
+  json j = multimodal_config();
+  j["vision_config"]["stem_channels"] = {16, 24};
+  j["vision_config"]["stem_strides"] = {1, 2};
+  auto c = load(j);
+  REQUIRE(c.has_value());
+  CHECK(c->stem_channels == std::vector<int64_t>{16, 24});
+  CHECK(c->stem_strides == std::vector<int64_t>{1, 2});
+  CHECK(c->stem_stride() == 2);
+  CHECK(c->num_patches() == 256);  // the stem does not change the tokens per image
+
+  auto error_of = [&](json stem_channels, json stem_strides) {
+    json k = multimodal_config();
+    k["vision_config"]["stem_channels"] = stem_channels;
+    k["vision_config"]["stem_strides"] = stem_strides;
+    try {
+      load(k);
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::format);
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK(error_of({16, 24}, {1}).find("vision_config.stem_strides") != std::string::npos);
+  CHECK(error_of({16, 24}, {1}).find("one per stem layer") != std::string::npos);
+  CHECK(error_of({16}, {4}).find("does not divide patch_size (14)") != std::string::npos);
+  CHECK(error_of({16, 0}, {1, 1}).find("vision_config.stem_channels") != std::string::npos);
+  CHECK(error_of("16", {1}).find("list of positive integers") != std::string::npos);
 }
 
 TEST_CASE("vision config: other accepted spellings") {

@@ -53,6 +53,13 @@ const Case kGelu = {"vision-gelu",
                     "--shards 2 --vision --vision-image-size 32 --vision-patch 8 --vision-hidden 48 --vision-layers 3 "
                     "--vision-heads 3 --vision-intermediate 80 --vision-act gelu --vision-projector-act gelu_pytorch_tanh"};
 
+// A convolutional stem (two 3x3 convolutions, the second with stride 2)
+// before a patch embedding of kernel 8 / 2 = 4.
+const Case kStem = {"vision-stem",
+                    "--arch qwen3 --hidden 64 --layers 1 --heads 4 --kv-heads 2 --intermediate 96 --seed 43 --vision "
+                    "--vision-image-size 32 --vision-patch 8 --vision-hidden 32 --vision-layers 1 --vision-heads 4 "
+                    "--vision-intermediate 64 --vision-stem 6,10 --vision-stem-strides 1,2"};
+
 struct Loaded {
   fs::path dir;
   VisionConfig vision;
@@ -148,8 +155,8 @@ std::string error_message(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("vision encoder: output equals the Python reference (f32, two configurations)") {
-  for (const Case* c : {&kTanh, &kGelu}) {
+TEST_CASE("vision encoder: output equals the Python reference (f32, three configurations)") {
+  for (const Case* c : {&kTanh, &kGelu, &kStem}) {
     CAPTURE(c->name);
     Loaded l = load(*c);
     WeightStore store = WeightStore::open(l.dir);
@@ -269,6 +276,23 @@ TEST_CASE("vision encoder: a missing or misshapen tensor is named") {
     std::string what = error_message([&] { VisionEncoder(l.vision, store, l.text_hidden, at::kFloat); });
     CHECK(what.find(name) != std::string::npos);
     CHECK(what.find("missing") != std::string::npos);
+  }
+
+  // A stem's convolution.
+  {
+    Loaded stem = load(kStem);
+    WeightStore with_stem = WeightStore::open(stem.dir);
+    const std::string name = "vision_tower.vision_model.embeddings.stem.1.weight";
+    fs::path dir = temp_dir("vision-missing-stem");
+    rewrite_model(with_stem, dir, [&](const std::string& n) { return n != name; }, same_shape);
+    std::string what = error_message([&] { VisionEncoder(stem.vision, WeightStore::open(dir), stem.text_hidden, at::kFloat); });
+    CHECK(what.find(name) != std::string::npos);
+    // The stem's model read as if it had none: the patch embedding's input channels differ.
+    VisionConfig plain = stem.vision;
+    plain.stem_channels.clear();
+    plain.stem_strides.clear();
+    what = error_message([&] { VisionEncoder(plain, with_stem, stem.text_hidden, at::kFloat); });
+    CHECK(what.find("patch_embedding.weight") != std::string::npos);
   }
 
   // The position table sized for another image size.

@@ -87,6 +87,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     v.add_argument("--vision-heads", type=int, default=4)
     v.add_argument("--vision-intermediate", type=int, default=64)
     v.add_argument("--vision-act", choices=VISION_ACTS, default="gelu_pytorch_tanh")
+    v.add_argument("--vision-stem", default="", help="stem channels, comma-separated (a 3x3 conv each)")
+    v.add_argument("--vision-stem-strides", default="", help="one stride per stem conv, comma-separated")
     v.add_argument("--vision-projector-act", choices=VISION_ACTS, default="gelu")
     args = p.parse_args(argv)
     if args.tie is None:
@@ -117,6 +119,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             p.error("--vision-patch must divide --vision-image-size")
         if args.vision_hidden % args.vision_heads:
             p.error("--vision-heads must divide --vision-hidden")
+        args.vision_stem = [int(c) for c in args.vision_stem.split(",") if c]
+        args.vision_stem_strides = [int(c) for c in args.vision_stem_strides.split(",") if c]
+        if len(args.vision_stem) != len(args.vision_stem_strides):
+            p.error("--vision-stem-strides needs one stride per --vision-stem channel count")
+        if args.vision_patch % max(1, math.prod(args.vision_stem_strides)):
+            p.error("the stem strides' product must divide --vision-patch")
     return args
 
 
@@ -225,6 +233,7 @@ def add_vision_config(cfg: dict, a: argparse.Namespace, token_ids: Dict[str, int
         "intermediate_size": a.vision_intermediate,
         "num_hidden_layers": a.vision_layers,
         "num_attention_heads": a.vision_heads,
+        **({"stem_channels": a.vision_stem, "stem_strides": a.vision_stem_strides} if a.vision_stem else {}),
         "layer_norm_eps": 1e-06,
         "hidden_act": a.vision_act,
         "image_mean": [0.5, 0.5, 0.5],
@@ -273,7 +282,13 @@ def vision_tensor_specs(a: argparse.Namespace, dt: str) -> List[st.TensorSpec]:
     D, I, P, T = a.vision_hidden, a.vision_intermediate, a.vision_patch, a.hidden
     n_patches = (a.vision_image_size // P) ** 2
     vm = "vision_tower.vision_model."
-    specs = [st.TensorSpec(vm + "embeddings.patch_embedding.weight", dt, (D, 3, P, P)),
+    specs, channels = [], 3
+    for j, c in enumerate(a.vision_stem):
+        specs += [st.TensorSpec(f"{vm}embeddings.stem.{j}.weight", dt, (c, channels, 3, 3)),
+                  st.TensorSpec(f"{vm}embeddings.stem.{j}.bias", dt, (c,))]
+        channels = c
+    K = P // math.prod(a.vision_stem_strides)
+    specs += [st.TensorSpec(vm + "embeddings.patch_embedding.weight", dt, (D, channels, K, K)),
              st.TensorSpec(vm + "embeddings.patch_embedding.bias", dt, (D,)),
              st.TensorSpec(vm + "embeddings.position_embedding.weight", dt, (n_patches, D))]
     for i in range(a.vision_layers):

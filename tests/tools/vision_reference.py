@@ -98,8 +98,15 @@ def encode(m: VisionModel, pixels: torch.Tensor) -> torch.Tensor:
     """pixels [3, S, S] float32 -> [num_patches, text_hidden] float32."""
     p = m.cfg["patch_size"]
     emb = "vision_tower.vision_model.embeddings."
-    patches = F.conv2d(pixels.float()[None], m.get(emb + "patch_embedding.weight"),
-                       m.get(emb + "patch_embedding.bias"), stride=p)[0]  # [D, g, g]
+    x = pixels.float()[None]
+    # The convolutional stem, if any: 3x3 convolutions (padding 1) with the
+    # vision activation; the patch embedding then strides p / (their strides).
+    strides = m.cfg.get("stem_strides", [])
+    for j, stride in enumerate(strides):
+        x = F.gelu(F.conv2d(x, m.get(f"{emb}stem.{j}.weight"), m.get(f"{emb}stem.{j}.bias"), stride=stride, padding=1),
+                   approximate=m.act)
+    k = p // int(np.prod(strides)) if strides else p
+    patches = F.conv2d(x, m.get(emb + "patch_embedding.weight"), m.get(emb + "patch_embedding.bias"), stride=k)[0]
     x = patches.flatten(1).transpose(0, 1) + m.get(emb + "position_embedding.weight")
     for i in range(m.cfg["num_hidden_layers"]):
         layer = f"vision_tower.vision_model.encoder.layers.{i}"
