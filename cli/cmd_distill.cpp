@@ -22,6 +22,7 @@ namespace {
 struct DistillArgs {
   DistillOptions options;
   std::string out, teacher, shape = "student";
+  std::vector<int64_t> stem_channels, stem_strides;
   bool no_resume = false;
   int64_t export_count = 0;
   uint64_t export_first = 0;
@@ -38,7 +39,7 @@ void show(const DistillProgress& p, bool terminal) {
   const double per_step = p.step > 0 ? p.elapsed_seconds / p.step : 0;
   std::string line = fmt::format("[{}{}] {}/{} loss {:.4f} ce {:.4f}{} lr {:.2e} {:.0f} tok/s {} eta {}",
                                  std::string(filled, '#'), std::string(kWidth - filled, '-'), p.step, p.steps, p.loss,
-                                 p.cross_entropy, p.kl > 0 ? fmt::format(" kl {:.4f}", p.kl) : "", p.learning_rate,
+                                 p.cross_entropy, (p.kl > 0 ? fmt::format(" kl {:.4f}", p.kl) : "") + (p.scene_loss > 0 ? fmt::format(" scene {:.3f}", p.scene_loss) : ""), p.learning_rate,
                                  p.tokens_per_second, clock_text(p.elapsed_seconds),
                                  clock_text(per_step * double(p.steps - p.step)));
   if (terminal) {
@@ -48,8 +49,10 @@ void show(const DistillProgress& p, bool terminal) {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (p.eval_cross_entropy)
-    std::fprintf(stderr, "eval @ %lld: held-out cross-entropy %.4f, exact %.1f%%%s\n", static_cast<long long>(p.step),
-                 *p.eval_cross_entropy, 100 * p.eval_exact.value_or(0), p.checkpoint ? " (checkpoint written)" : "");
+    std::fprintf(stderr, "eval @ %lld: held-out cross-entropy %.4f, exact %.1f%%%s%s\n", static_cast<long long>(p.step),
+                 *p.eval_cross_entropy, 100 * p.eval_exact.value_or(0),
+                 p.eval_scene_accuracy ? fmt::format(", scene {:.1f}%", 100 * *p.eval_scene_accuracy).c_str() : "",
+                 p.checkpoint ? " (checkpoint written)" : "");
 }
 
 void run(DistillArgs& a) {
@@ -64,6 +67,10 @@ void run(DistillArgs& a) {
   if (!a.teacher.empty()) o.teacher = a.teacher;
   ModelShape defaults = a.shape == "teacher" ? ModelShape::teacher() : ModelShape::student();
   o.shape = defaults;
+  if (!a.stem_channels.empty() || !a.stem_strides.empty()) {
+    o.shape.stem_channels = a.stem_channels;
+    o.shape.stem_strides = a.stem_strides;
+  }
   o.resume = !a.no_resume;
   const bool terminal = isatty(fileno(stderr));
   o.on_progress = [terminal](const DistillProgress& p) { show(p, terminal); };
@@ -90,7 +97,13 @@ void add_distill_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--warmup", o.warmup_steps, "warm-up steps")->check(CLI::NonNegativeNumber);
   cmd->add_option("--kl-weight", o.kl_weight, "share of the KL term with --teacher")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--temperature", o.temperature, "distillation temperature")->check(CLI::PositiveNumber);
+  cmd->add_option("--vision-aux-weight", o.vision_aux_weight, "weight of the auxiliary vision (scene) loss; 0: off")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stem-channels", a->stem_channels, "a new model's convolutional stem: channels per 3x3 conv")
+      ->delimiter(',');
+  cmd->add_option("--stem-strides", a->stem_strides, "the stem's strides, one per conv")->delimiter(',');
   cmd->add_option("--seed", o.data_seed, "curriculum seed");
+  cmd->add_option("--kinds", o.kinds, "task kinds to train on, comma-separated (default: all)")->delimiter(',');
   cmd->add_option("--init-seed", o.init_seed, "weight initialisation seed");
   cmd->add_option("--eval-every", o.eval_every, "steps between evaluations (0: at the end)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--eval-samples", o.eval_samples, "held-out samples per evaluation")->check(CLI::NonNegativeNumber);

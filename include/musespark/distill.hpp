@@ -36,6 +36,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace musespark {
 
@@ -55,6 +56,13 @@ struct ModelShape {
   int64_t vision_heads = 4;
   int64_t image_size = 64;   // the encoder's input side in pixels
   int64_t patch_size = 8;    // image_size / patch_size squared tokens per image
+  // A convolutional stem before the patch embedding: 3 x 3 convolutions
+  // (padding 1) with these output channels and strides, each followed by the
+  // vision activation; the patch embedding then takes patch_size / (product of
+  // the strides) pixels of the last one. Empty (the shipped model): the plain
+  // ViT patch embedding. See docs/distill.md for what it has been measured to do.
+  std::vector<int64_t> stem_channels;
+  std::vector<int64_t> stem_strides;
 
   static ModelShape student();  // the shipped default model (these defaults): 2.0M parameters
   static ModelShape teacher();  // larger (7.5M): the source of the student's logits
@@ -75,6 +83,11 @@ struct DistillProgress {
   // the model's greedy choice under teacher forcing.
   std::optional<double> eval_cross_entropy;
   std::optional<double> eval_exact;
+  // With the auxiliary vision loss: its value this step, and at evaluation
+  // steps the share of held-out scene labels (a cell's content, a digit of a
+  // zoomed-in number) its head reads right.
+  double scene_loss = 0;
+  std::optional<double> eval_scene_accuracy;
   bool checkpoint = false;      // a checkpoint was written at this step
 };
 
@@ -96,6 +109,15 @@ struct DistillOptions {
   uint64_t init_seed = 1;                    // weight initialisation
   double instant_fraction = 0.2;             // curriculum styles
   double refine_fraction = 0.1;
+  // Weight of the auxiliary vision loss (0, the default: off): a
+  // training-only head reads from each image token the content of the grid
+  // cell it lies in (and, on a zoomed-in crop, the number's two digits); the
+  // loss is added to the distillation loss. See docs/distill.md.
+  double vision_aux_weight = 0;
+  // Task kinds to train and evaluate on, by name ("arithmetic", "digit_sum",
+  // ...); empty: all kinds in equal shares. Error{invalid_argument, field
+  // "kinds"} naming an unknown kind.
+  std::vector<std::string> kinds;
   int64_t eval_every = 250;                  // steps; 0: only at the end
   int64_t eval_samples = 96;
   uint64_t eval_seed = 1000003;              // held-out samples

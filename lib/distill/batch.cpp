@@ -31,7 +31,7 @@ Sequence SequenceBuilder::build(const Sample& sample) const {
   if (image) {
     auto at = std::search(seq.tokens.begin(), seq.tokens.end(), image_run.begin(), image_run.end());
     if (at == seq.tokens.end()) throw Error(ErrorKind::internal, "", "prompt", "the image placeholder run is missing");
-    seq.pictures.push_back({(at - seq.tokens.begin()) + 1, pixels_of(*image, shape)});
+    seq.pictures.push_back({(at - seq.tokens.begin()) + 1, pixels_of(*image, shape), sample.task.scene});
   }
   seq.trained.assign(seq.tokens.size(), 0);
   auto append = [&](const std::vector<int32_t>& ids, bool trained) {
@@ -56,13 +56,26 @@ Sequence SequenceBuilder::build(const Sample& sample) const {
       done = tag.end;
       const auto box = to_pixels(tag.relative, image->width(), image->height());
       Image crop = image->crop(box[0], box[1], box[2], box[3]);
-      seq.pictures.push_back({static_cast<int64_t>(seq.tokens.size()) + 1, pixels_of(crop, shape)});
+      const std::string_view region = std::string_view(text).substr(tag.begin, tag.end - tag.begin);
+      const bool at_number = !sample.task.zoom_region.empty() && region.find(sample.task.zoom_region) != std::string_view::npos;
+      seq.pictures.push_back({static_cast<int64_t>(seq.tokens.size()) + 1, pixels_of(crop, shape),
+                              at_number ? sample.task.zoom_scene : Scene::unlabelled()});
       append(image_run, false);
       ++zooms;
     }
   }
-  append(tokenizer.encode(std::string_view(text).substr(done)), true);
+  // The final answer is encoded on its own (the text before it ends with
+  // "\n\n" or is empty), so that its targets can be told apart.
+  const std::string_view rest = std::string_view(text).substr(done);
+  const bool ends_with_answer = rest.size() >= sample.task.answer.size() &&
+                                rest.substr(rest.size() - sample.task.answer.size()) == sample.task.answer;
+  const size_t answer_at = ends_with_answer ? rest.size() - sample.task.answer.size() : rest.size();
+  append(tokenizer.encode(rest.substr(0, answer_at)), true);
+  const std::vector<int32_t> answer = tokenizer.encode(rest.substr(answer_at));
+  append(answer, true);
   append({static_cast<int32_t>(ids.im_end)}, true);
+  seq.kind = sample.task.kind;
+  seq.answer_targets = static_cast<int64_t>(answer.size()) + 1;
   return seq;
 }
 
@@ -78,6 +91,7 @@ Batch make_batch(std::span<const Sequence> sequences, const ModelShape& shape, c
   auto tok = tokens.accessor<int64_t, 2>();
   std::vector<int64_t> rows, targets, image_rows;
   std::vector<float> pixels;
+  std::vector<int64_t> scenes;
   for (int64_t i = 0; i < B; ++i) {
     const Sequence& s = sequences[i];
     for (size_t t = 0; t < s.tokens.size(); ++t) {
@@ -91,6 +105,8 @@ Batch make_batch(std::span<const Sequence> sequences, const ModelShape& shape, c
     for (const auto& pic : s.pictures) {
       for (int64_t r = 0; r < image_tokens; ++r) image_rows.push_back(i * T + pic.offset + r);
       pixels.insert(pixels.end(), pic.pixels.begin(), pic.pixels.end());
+      scenes.insert(scenes.end(), pic.scene.cells.begin(), pic.scene.cells.end());
+      scenes.insert(scenes.end(), pic.scene.number.begin(), pic.scene.number.end());
     }
   }
   auto longs = [](const std::vector<int64_t>& v) { return at::tensor(at::ArrayRef<int64_t>(v), at::kLong); };
@@ -101,6 +117,7 @@ Batch make_batch(std::span<const Sequence> sequences, const ModelShape& shape, c
   if (pictures > 0) {
     b.input.image_rows = longs(image_rows);
     b.input.pixels = at::from_blob(pixels.data(), {pictures, 3, S, S}, at::kFloat).clone();
+    b.scenes = longs(scenes).view({pictures, kSceneSlots});
   }
   return b;
 }

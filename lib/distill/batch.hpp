@@ -24,8 +24,11 @@ struct Sequence {
   struct Picture {
     int64_t offset = 0;               // first placeholder token of its run
     std::vector<float> pixels;        // 3 x S x S, preprocessed
+    Scene scene = Scene::unlabelled();  // what it shows (the auxiliary vision loss's target)
   };
   std::vector<Picture> pictures;
+  TaskKind kind = TaskKind::arithmetic;
+  int64_t answer_targets = 0;  // the last targets: the final answer's tokens and the turn end
 };
 
 struct SequenceBuilder {
@@ -42,6 +45,7 @@ struct SequenceBuilder {
 struct Batch {
   TrainableModel::Input input;
   at::Tensor targets;   // [R] int64: the token each selected row must predict
+  at::Tensor scenes;    // [N, kSceneSlots] int64: each picture's Scene (kSceneIgnore: no label); undefined without pictures
   int64_t tokens = 0;   // real tokens in the batch (without padding)
 };
 Batch make_batch(std::span<const Sequence> sequences, const ModelShape& shape, const SpecialIds& ids);

@@ -350,6 +350,13 @@ std::string cell_region(int cell) {
 std::string box_tag(int cell) { return "<box>" + cell_region(cell) + "</box>"; }
 std::string zoom_tag(int cell) { return "<zoom>" + cell_region(cell) + "</zoom>"; }
 
+// A labelled picture with nothing in it yet.
+Scene empty_scene() {
+  Scene s = Scene::unlabelled();
+  s.cells.fill(kSceneEmpty);
+  return s;
+}
+
 // The pixels [x0, x1) x [y0, y1) of `cell` in a size x size picture that lie
 // strictly inside the cell (so inside the crop the engine makes of it).
 Box cell_pixels(int cell, int size) {
@@ -422,9 +429,11 @@ Problem count_color(Rng& rng) {
   std::vector<int> colors;
   Image image = white_picture(kPictureSize);
   const int side = cell_side(kPictureSize);
+  Scene scene = empty_scene();
   for (int cell : cells) {
     colors.push_back(rng.between(0, 2));
     draw_shape(image, rng, cell, rng.between(side * 55 / 100, side * 85 / 100), jittered_color(rng, kColors[colors.back()].base, 20));
+    scene.cells[static_cast<size_t>(cell)] = static_cast<int8_t>(kSceneShape + colors.back());
   }
   // Mostly a colour that is there; sometimes any (the answer may be 0).
   const int target = rng.chance(0.8) ? colors[static_cast<size_t>(rng.between(0, static_cast<int>(cells.size()) - 1))]
@@ -433,6 +442,7 @@ Problem count_color(Rng& rng) {
   const std::string name = kColors[target].name;
   p.task.question = fmt::format("How many {} shapes are there?", name);
   p.task.image = std::move(image);
+  p.task.scene = scene;
   p.work = [cells, colors, target, name](Rng* slip) {
     std::vector<bool> counted(cells.size());
     for (size_t i = 0; i < cells.size(); ++i) counted[i] = colors[i] == target;
@@ -458,14 +468,17 @@ Problem digit_sum(Rng& rng) {
   const Box glyph = text_box(0, 0, "0", kScale);
   std::vector<int> digits;
   Image image = white_picture(kPictureSize);
+  Scene scene = empty_scene();
   for (int cell : cells) {
     digits.push_back(rng.between(1, 9));
     const auto [x, y] = place(rng, cell, kPictureSize, glyph.x1, glyph.y1);
     draw_text(image, x, y, std::to_string(digits.back()), ink(rng), kScale);
+    scene.cells[static_cast<size_t>(cell)] = static_cast<int8_t>(kSceneDigit0 + digits.back());
   }
   Problem p;
   p.task.question = "What is the sum of the digits?";
   p.task.image = std::move(image);
+  p.task.scene = scene;
   p.work = [cells, digits](Rng* slip) {
     std::vector<int> read = digits;
     if (slip && slip->chance(0.6)) {  // a misread digit
@@ -492,12 +505,16 @@ Problem compare_size(Rng& rng) {
   const int big = rng.between(0, 1);  // which of the two (in reading order) is big
   const int side = cell_side(kPictureSize);
   Image image = white_picture(kPictureSize);
+  Scene scene = empty_scene();
   for (int i = 0; i < 2; ++i) {
     // Areas at least twice apart whatever the two shapes are.
     const int s = i == big ? rng.between(side * 85 / 100, side) : rng.between(side * 28 / 100, side * 40 / 100);
     draw_shape(image, rng, cells[static_cast<size_t>(i)], s, jittered_color(rng, kColors[colors[static_cast<size_t>(i)]].base, 20));
+    scene.cells[static_cast<size_t>(cells[static_cast<size_t>(i)])] =
+        static_cast<int8_t>((i == big ? kSceneBigShape : kSceneSmallShape) + colors[static_cast<size_t>(i)]);
   }
   Problem p;
+  p.task.scene = scene;
   const bool big_named_first = rng.chance(0.5);
   const char* first = kColors[colors[static_cast<size_t>(big_named_first ? big : 1 - big)]].name;
   const char* second = kColors[colors[static_cast<size_t>(big_named_first ? 1 - big : big)]].name;
@@ -525,8 +542,11 @@ Problem small_digits(Rng& rng) {
   const int cell = cells[static_cast<size_t>(rng.between(0, static_cast<int>(cells.size()) - 1))];
   Image image = white_picture(kSmallDigitsPictureSize);
   const int side = cell_side(kSmallDigitsPictureSize);
+  Scene scene = empty_scene();
+  scene.cells[static_cast<size_t>(cell)] = kSceneSmallNumber;
   for (int other : cells) {
     if (other == cell) continue;
+    scene.cells[static_cast<size_t>(other)] = kSceneFaintShape;
     Color faint = kColors[rng.between(0, 2)].base;  // a quarter of the colour on white
     for (uint8_t& c : faint) c = static_cast<uint8_t>(255 - (255 - c) / 4);
     draw_shape(image, rng, other, rng.between(side * 40 / 100, side * 80 / 100), faint);
@@ -538,6 +558,9 @@ Problem small_digits(Rng& rng) {
   p.task.question = "What number is written in the image?";
   p.task.image = std::move(image);
   p.task.needs_zoom = true;
+  p.task.scene = scene;
+  p.task.zoom_region = cell_region(cell);
+  p.task.zoom_scene.number = {static_cast<int8_t>(kSceneDigit0 + number / 10), static_cast<int8_t>(kSceneDigit0 + number % 10)};
   p.work = [cell, text](Rng* slip) {
     std::string read = text;
     if (slip) {  // one digit misread

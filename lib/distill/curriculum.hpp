@@ -16,6 +16,7 @@
 // sample() may be called from many threads at once.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,6 +46,34 @@ const char* task_kind_name(TaskKind kind);
 std::optional<TaskKind> parse_task_kind(std::string_view name);
 bool is_visual(TaskKind kind);  // count_color, digit_sum, compare_size, small_digits
 
+// What a picture shows, cell by cell: the target of the trainer's auxiliary
+// vision loss (see DistillOptions::vision_aux_weight), never seen by the
+// model itself. Cells in reading order of the 3 x 3 grid; `number` is the
+// two digits of the small number, labelled only on the zoomed-in crop of its
+// cell (where they are legible). kSceneIgnore marks a slot without a label.
+inline constexpr int kSceneIgnore = -1;
+enum SceneClass : int8_t {
+  kSceneEmpty = 0,
+  kSceneDigit0 = 1,        // + d: the digit d (0-9)
+  kSceneShape = 11,        // + colour (0 red, 1 green, 2 blue): a shape of count_color
+  kSceneBigShape = 14,     // + colour: compare_size's bigger shape
+  kSceneSmallShape = 17,   // + colour: compare_size's smaller shape
+  kSceneFaintShape = 20,   // small_digits' faint distractors
+  kSceneSmallNumber = 21,  // small_digits' number, too small to read at the full view
+  kSceneClasses = 22,
+};
+struct Scene {
+  std::array<int8_t, 9> cells;
+  std::array<int8_t, 2> number;
+  static Scene unlabelled() {
+    Scene s;
+    s.cells.fill(kSceneIgnore);
+    s.number.fill(kSceneIgnore);
+    return s;
+  }
+};
+inline constexpr int kSceneSlots = 11;  // 9 cells + 2 digits
+
 struct Task {
   TaskKind kind = TaskKind::arithmetic;
   uint64_t index = 0;
@@ -52,6 +81,9 @@ struct Task {
   std::optional<Image> image;   // set exactly for visual tasks
   std::string answer;           // the expected answer, already canonical: normalize_answer(answer) == answer
   bool needs_zoom = false;      // small_digits: unreadable at the vision input size without a zoom-in
+  Scene scene = Scene::unlabelled();       // of `image` (visual tasks)
+  std::string zoom_region;                 // small_digits: the number's cell, "(x0,y0),(x1,y1)" as the teacher zooms
+  Scene zoom_scene = Scene::unlabelled();  // of the crop of zoom_region
 };
 
 // The teacher's thinking is short and regular (the model is tiny and reads

@@ -36,6 +36,12 @@ constexpr double kRopeTheta = 10000.0;
 
 }  // namespace
 
+int64_t stem_stride(const ModelShape& shape) {
+  int64_t s = 1;
+  for (int64_t v : shape.stem_strides) s *= v;
+  return s;
+}
+
 void TrainableModel::build_names() {
   const auto& s = shape_;
   const int64_t H = s.hidden_size, I = s.intermediate_size, hd = s.head_dim, V = ids_.vocab_size;
@@ -58,7 +64,14 @@ void TrainableModel::build_names() {
   add("model.norm.weight", {H});
   const int64_t D = s.vision_hidden_size, VI = s.vision_intermediate_size, P = s.patch_size;
   const int64_t N = (s.image_size / P) * (s.image_size / P);
-  add(kVm + "embeddings.patch_embedding.weight", {D, 3, P, P});
+  int64_t channels = 3;
+  for (size_t i = 0; i < s.stem_channels.size(); ++i) {
+    add(fmt::format("{}embeddings.stem.{}.weight", kVm, i), {s.stem_channels[i], channels, 3, 3});
+    add(fmt::format("{}embeddings.stem.{}.bias", kVm, i), {s.stem_channels[i]});
+    channels = s.stem_channels[i];
+  }
+  const int64_t K = P / stem_stride(s);
+  add(kVm + "embeddings.patch_embedding.weight", {D, channels, K, K});
   add(kVm + "embeddings.patch_embedding.bias", {D});
   add(kVm + "embeddings.position_embedding.weight", {N, D});
   for (int64_t i = 0; i < s.vision_layers; ++i) {
@@ -108,6 +121,8 @@ TrainableModel::TrainableModel(const ModelShape& shape, const SpecialIds& ids, u
       t = at::ones(dims, at::kFloat);
     } else {
       double std = 0.02;
+      if (name.find(".stem.") != std::string::npos)  // He initialisation: the stem's activations keep their scale
+        std = std::sqrt(2.0 / static_cast<double>(dims[1] * dims[2] * dims[3]));
       if (ends("o_proj.weight") || ends("down_proj.weight")) std *= residual_scale;
       t = at::randn(dims, at::kFloat) * std;
     }
@@ -148,8 +163,15 @@ int64_t TrainableModel::parameter_count() const {
 at::Tensor TrainableModel::vision(const at::Tensor& pixels) const {
   const auto& s = shape_;
   const int64_t N = pixels.size(0), D = s.vision_hidden_size, heads = s.vision_heads, hd = D / heads;
-  at::Tensor x = at::conv2d(pixels, p(kVm + "embeddings.patch_embedding.weight"),
-                            p(kVm + "embeddings.patch_embedding.bias"), {s.patch_size, s.patch_size});
+  at::Tensor in = pixels;
+  for (size_t i = 0; i < s.stem_channels.size(); ++i)
+    in = at::gelu(at::conv2d(in, p(fmt::format("{}embeddings.stem.{}.weight", kVm, i)),
+                             p(fmt::format("{}embeddings.stem.{}.bias", kVm, i)), {s.stem_strides[i], s.stem_strides[i]},
+                             {1, 1}),
+                  "tanh");
+  const int64_t K = s.patch_size / stem_stride(s);
+  at::Tensor x = at::conv2d(in, p(kVm + "embeddings.patch_embedding.weight"), p(kVm + "embeddings.patch_embedding.bias"),
+                            {K, K});
   x = x.flatten(2).transpose(1, 2) + p(kVm + "embeddings.position_embedding.weight");  // [N, P, D]
   const int64_t P = x.size(1);
   for (int64_t i = 0; i < s.vision_layers; ++i) {
@@ -175,14 +197,17 @@ at::Tensor TrainableModel::vision(const at::Tensor& pixels) const {
   return at::linear(x, p("multi_modal_projector.linear_2.weight"), p("multi_modal_projector.linear_2.bias"));
 }
 
-at::Tensor TrainableModel::forward(const Input& in) const {
+at::Tensor TrainableModel::forward(const Input& in, at::Tensor* image_embeddings) const {
   const auto& s = shape_;
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1), H = s.hidden_size, hd = s.head_dim;
   const int64_t nh = s.num_heads, nkv = s.num_kv_heads;
   const at::Tensor& embed = p("model.embed_tokens.weight");
   at::Tensor x = at::embedding(embed, in.tokens).view({B * T, H});
-  if (in.pixels.defined() && in.pixels.size(0) > 0)
-    x = x.index_put({in.image_rows}, vision(in.pixels).reshape({-1, H}).to(x.scalar_type()));
+  if (in.pixels.defined() && in.pixels.size(0) > 0) {
+    at::Tensor images = vision(in.pixels);
+    x = x.index_put({in.image_rows}, images.reshape({-1, H}).to(x.scalar_type()));
+    if (image_embeddings) *image_embeddings = images;
+  }
   x = x.view({B, T, H});
 
   at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
@@ -249,6 +274,8 @@ std::string TrainableModel::config_json(const ModelShape& s, const SpecialIds& i
                         {"intermediate_size", s.vision_intermediate_size},
                         {"num_hidden_layers", s.vision_layers},
                         {"num_attention_heads", s.vision_heads},
+                        {"stem_channels", s.stem_channels},
+                        {"stem_strides", s.stem_strides},
                         {"layer_norm_eps", kLayerNormEps},
                         {"hidden_act", "gelu_pytorch_tanh"},
                         {"image_mean", {0.5, 0.5, 0.5}},
@@ -277,6 +304,8 @@ ModelShape TrainableModel::read_shape(const std::filesystem::path& config_json) 
     s.vision_heads = positive_int(v, "num_attention_heads", file);
     s.image_size = positive_int(v, "image_size", file);
     s.patch_size = positive_int(v, "patch_size", file);
+    s.stem_channels = optional_positive_ints(v, "stem_channels", file);
+    s.stem_strides = optional_positive_ints(v, "stem_strides", file);
   });
   return s;
 }

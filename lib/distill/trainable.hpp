@@ -24,6 +24,9 @@ struct SpecialIds {
   int64_t image_pad = -1;
 };
 
+// The product of shape.stem_strides (1 without a stem).
+int64_t stem_stride(const ModelShape& shape);
+
 class TrainableModel {
  public:
   // Fresh weights for `shape`, drawn from `seed`: matrices N(0, 0.02) (residual
@@ -51,7 +54,9 @@ class TrainableModel {
   };
   // Logits [R, vocab] (float32) at input.rows. Records autograd history when
   // grad mode is on and parameters require grad.
-  at::Tensor forward(const Input& input) const;
+  // With `image_embeddings`, also sets it to the pictures' embeddings as the
+  // text model receives them ([N, patches, hidden], with history).
+  at::Tensor forward(const Input& input, at::Tensor* image_embeddings = nullptr) const;
 
   // The config.json text of `shape` (Qwen3ForCausalLM + vision_config).
   static std::string config_json(const ModelShape& shape, const SpecialIds& ids);

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <malloc.h>
 #include <optional>
 
@@ -55,6 +56,16 @@ namespace fs = std::filesystem;
   throw Error(ErrorKind::invalid_argument, "", field, message);
 }
 
+std::vector<TaskKind> task_kinds(const std::vector<std::string>& names) {
+  std::vector<TaskKind> kinds;
+  for (const auto& name : names) {
+    auto kind = parse_task_kind(name);
+    if (!kind) bad_option("kinds", fmt::format("unknown task kind \"{}\"", name));
+    kinds.push_back(*kind);
+  }
+  return kinds;
+}
+
 void check(const DistillOptions& o) {
   if (o.out.empty()) bad_option("out", "an output folder is required");
   if (o.steps <= 0) bad_option("steps", fmt::format("must be positive, got {}", o.steps));
@@ -75,6 +86,13 @@ void check(const DistillOptions& o) {
   if (s.vision_hidden_size <= 0 || s.vision_heads <= 0 || s.vision_hidden_size % s.vision_heads != 0 ||
       s.vision_layers <= 0 || s.patch_size <= 0 || s.image_size % s.patch_size != 0)
     bad_option("shape", "vision sizes must be positive, heads dividing hidden, patch dividing image size");
+  if (s.stem_channels.size() != s.stem_strides.size() ||
+      std::any_of(s.stem_channels.begin(), s.stem_channels.end(), [](int64_t v) { return v <= 0; }) ||
+      std::any_of(s.stem_strides.begin(), s.stem_strides.end(), [](int64_t v) { return v <= 0; }) ||
+      s.patch_size % stem_stride(s) != 0)
+    bad_option("shape", "stem: one positive stride per positive channel count, their product dividing patch_size");
+  if (!(o.vision_aux_weight >= 0)) bad_option("vision_aux_weight", "must not be negative");
+  task_kinds(o.kinds);
 }
 
 // Linear warm-up, then a cosine from the peak down to peak * min_ratio.
@@ -163,32 +181,107 @@ Losses losses(const at::Tensor& logits, const at::Tensor& targets, const at::Ten
   return l;
 }
 
+// The auxiliary vision loss: a linear head reads, from each image token as
+// the text model receives it, the content of the grid cell the token's patch
+// lies in (its centre), and on a zoomed-in crop the small number's two digits
+// (from every token: the number can be anywhere in the crop). Without it the
+// text model, trained from scratch, learns to ignore its picture tokens: their
+// content is noise to it long before it could use them, and training shrinks
+// it to nothing (measured: held-out loss unchanged with the pixels replaced by
+// noise). Training only: the head is not part of the model.
+struct SceneHead {
+  at::Tensor weight, bias;  // [3 * kSceneClasses, hidden], [3 * kSceneClasses]: own cell, tens digit, units digit
+};
+constexpr int64_t kSceneHeadSlots = 3;
+
+struct SceneLoss {
+  at::Tensor loss;          // mean cross-entropy over labelled (token, slot) pairs
+  int64_t labelled = 0;     // labelled (token, slot) pairs
+  int64_t right = 0;        // of which the head's greedy class is right
+};
+
+// images [N, P, H] (P = g * g patches in row-major order); scenes [N, kSceneSlots].
+SceneLoss scene_loss(const SceneHead& head, const at::Tensor& images, const at::Tensor& scenes) {
+  const int64_t N = images.size(0), P = images.size(1);
+  const auto g = static_cast<int64_t>(std::lround(std::sqrt(double(P))));
+  std::vector<int64_t> cell_of(static_cast<size_t>(P));
+  for (int64_t t = 0; t < P; ++t) {
+    const int64_t row = (2 * (t / g) + 1) * 3 / (2 * g), col = (2 * (t % g) + 1) * 3 / (2 * g);  // patch centre's cell
+    cell_of[static_cast<size_t>(t)] = row * 3 + col;
+  }
+  at::Tensor own = scenes.index_select(1, at::tensor(at::ArrayRef<int64_t>(cell_of), at::kLong));  // [N, P]
+  at::Tensor digits = scenes.narrow(1, 9, 2).unsqueeze(1).expand({N, P, 2});
+  at::Tensor targets = at::cat({own.unsqueeze(2), digits}, 2).reshape({-1});  // [N * P * 3]
+  SceneLoss out;
+  at::Tensor labelled = targets.ge(0);
+  out.labelled = labelled.sum().item<int64_t>();
+  if (out.labelled == 0) return out;
+  // On RMS-normalised tokens: the head sees what the text model's first norm
+  // sees, whatever the tokens' scale.
+  at::Tensor x = images.to(at::kFloat);
+  x = x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + 1e-6);
+  at::Tensor logits = at::linear(x, head.weight, head.bias).reshape({-1, kSceneClasses});
+  out.loss = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Mean, kSceneIgnore);
+  out.right = logits.detach().argmax(-1).eq(targets).logical_and(labelled).sum().item<int64_t>();
+  return out;
+}
+
 struct Evaluation {
   double cross_entropy = 0;
   double exact = 0;
+  // Per task kind: samples, the share wholly exact, the share whose final
+  // answer (and turn end) is the greedy choice under teacher forcing.
+  nlohmann::ordered_json by_kind = nlohmann::ordered_json::object();
+  std::optional<double> scene_accuracy;  // the scene head's share of labelled slots right
 };
 
 Evaluation evaluate(const TrainableModel& model, std::span<const Sequence> held_out, int64_t batch,
-                    const SpecialIds& ids) {
+                    const SpecialIds& ids, const SceneHead* head) {
   at::NoGradGuard no_grad;
   double ce_sum = 0, rows = 0, exact = 0;
+  int64_t scene_labelled = 0, scene_right = 0;
+  struct Tally {
+    int64_t samples = 0, exact = 0, answer_exact = 0;
+  };
+  std::map<TaskKind, Tally> tallies;
   for (size_t first = 0; first < held_out.size(); first += batch) {
     auto chunk = held_out.subspan(first, std::min<size_t>(batch, held_out.size() - first));
     Batch b = make_batch(chunk, model.shape(), ids);
-    at::Tensor logits = model.forward(b.input);
+    at::Tensor images;
+    at::Tensor logits = model.forward(b.input, &images);
+    if (head && images.defined()) {
+      SceneLoss sl = scene_loss(*head, images, b.scenes);
+      scene_labelled += sl.labelled;
+      scene_right += sl.right;
+    }
     ce_sum += at::cross_entropy_loss(logits, b.targets, {}, at::Reduction::Sum).item<double>();
     rows += b.targets.size(0);
     at::Tensor right = logits.argmax(-1).eq(b.targets);
     auto r = right.accessor<bool, 1>();
     int64_t row = 0;
     for (const Sequence& s : chunk) {
-      bool all = true;
-      for (char t : s.trained)
-        if (t) all = all && r[row++];
+      const int64_t targets = std::count(s.trained.begin(), s.trained.end(), char(1));
+      bool all = true, answer = true;
+      for (int64_t i = 0; i < targets; ++i, ++row) {
+        all = all && r[row];
+        if (i >= targets - s.answer_targets) answer = answer && r[row];
+      }
       exact += all;
+      Tally& t = tallies[s.kind];
+      ++t.samples;
+      t.exact += all;
+      t.answer_exact += answer;
     }
   }
-  return {ce_sum / std::max(1.0, rows), exact / std::max<size_t>(1, held_out.size())};
+  Evaluation e;
+  e.cross_entropy = ce_sum / std::max(1.0, rows);
+  e.exact = exact / std::max<size_t>(1, held_out.size());
+  for (const auto& [kind, t] : tallies)
+    e.by_kind[task_kind_name(kind)] = {{"samples", t.samples},
+                                       {"exact", double(t.exact) / t.samples},
+                                       {"answer_exact", double(t.answer_exact) / t.samples}};
+  if (scene_labelled > 0) e.scene_accuracy = double(scene_right) / double(scene_labelled);
+  return e;
 }
 
 // See distill.hpp: every step frees and reallocates activations of the same
@@ -273,28 +366,50 @@ DistillReport distill(const DistillOptions& options) {
     for (const auto& [name, t] : teacher->parameters()) t.set_requires_grad(false);
   }
 
+  // Everything the optimizer updates: the model, and the scene head while the
+  // auxiliary vision loss is on (its weights live in optimizer.safetensors).
+  std::vector<std::pair<std::string, at::Tensor>> trained = model.parameters();
+  std::optional<SceneHead> head;
+  if (o.vision_aux_weight > 0) {
+    const int64_t outputs = kSceneHeadSlots * kSceneClasses, H = model.shape().hidden_size;
+    auto stored = [&](const std::string& name, at::Tensor fresh) {
+      auto it = moments.find(name);
+      at::Tensor t = it != moments.end() && it->second.sizes() == fresh.sizes() ? it->second : fresh;
+      return t.set_requires_grad(true);
+    };
+    at::manual_seed(o.init_seed + 1);
+    head = SceneHead{stored("aux.scene_head.weight", at::randn({outputs, H}, at::kFloat) * 0.02),
+                     stored("aux.scene_head.bias", at::zeros({outputs}, at::kFloat))};
+    trained.emplace_back("aux.scene_head.weight", head->weight);
+    trained.emplace_back("aux.scene_head.bias", head->bias);
+  }
   std::vector<at::Tensor> exp_avg, exp_avg_sq;
-  for (const auto& [name, t] : model.parameters()) {
+  for (const auto& [name, t] : trained) {
     auto m = moments.find("exp_avg." + name), v = moments.find("exp_avg_sq." + name);
     const bool have = m != moments.end() && v != moments.end() && m->second.sizes() == t.sizes() &&
                       v->second.sizes() == t.sizes();
-    if (resuming && !have)
+    if (resuming && !have && name.rfind("aux.", 0) != 0)  // a head added on resume starts afresh
       throw Error(ErrorKind::format, (o.out / "optimizer.safetensors").string(), "exp_avg." + name,
                   "missing or of the wrong shape");
     exp_avg.push_back(have ? m->second : at::zeros_like(t).detach());
     exp_avg_sq.push_back(have ? v->second : at::zeros_like(t).detach());
   }
 
-  const Curriculum curriculum({o.data_seed, {}, o.instant_fraction, o.refine_fraction});
-  const Curriculum held_out_curriculum({o.eval_seed, {}, o.instant_fraction, o.refine_fraction});
+  const std::vector<TaskKind> kinds = task_kinds(o.kinds);
+  const Curriculum curriculum({o.data_seed, kinds, o.instant_fraction, o.refine_fraction});
+  const Curriculum held_out_curriculum({o.eval_seed, kinds, o.instant_fraction, o.refine_fraction});
   const SequenceBuilder builder{tokenizer, chat, model.shape(), ids};
   const std::vector<Sequence> held_out = sequences(held_out_curriculum, builder, 0, o.eval_samples);
 
   auto checkpoint = [&](const State& s) {
     std::vector<std::pair<std::string, at::Tensor>> opt;
-    for (size_t i = 0; i < model.parameters().size(); ++i) {
-      opt.emplace_back("exp_avg." + model.parameters()[i].first, exp_avg[i]);
-      opt.emplace_back("exp_avg_sq." + model.parameters()[i].first, exp_avg_sq[i]);
+    for (size_t i = 0; i < trained.size(); ++i) {
+      opt.emplace_back("exp_avg." + trained[i].first, exp_avg[i]);
+      opt.emplace_back("exp_avg_sq." + trained[i].first, exp_avg_sq[i]);
+    }
+    if (head) {
+      opt.emplace_back("aux.scene_head.weight", head->weight);
+      opt.emplace_back("aux.scene_head.bias", head->bias);
     }
     write_safetensors(o.out / "optimizer.safetensors", opt);
     model.save(o.out);
@@ -308,6 +423,8 @@ DistillReport distill(const DistillOptions& options) {
     j["kl_weight"] = o.teacher ? o.kl_weight : 0.0;
     j["temperature"] = o.temperature;
     j["data_seed"] = o.data_seed;
+    j["kinds"] = o.kinds;
+    j["vision_aux_weight"] = o.vision_aux_weight;
     j["init_seed"] = o.init_seed;
     j["parameters"] = model.parameter_count();
     j["history"] = s.history;
@@ -325,31 +442,34 @@ DistillReport distill(const DistillOptions& options) {
     const double lr = learning_rate(o, step);
     const auto seqs = batch_of_step(curriculum, builder, step, o.batch);
     Batch b = make_batch(seqs, model.shape(), ids);
-    at::Tensor teacher_logits, logits;
+    at::Tensor teacher_logits, logits, images;
     {
       Bf16Autocast autocast(bf16);
       if (teacher) {
         at::NoGradGuard no_grad;
         teacher_logits = teacher->forward(b.input).to(at::kFloat);
       }
-      logits = model.forward(b.input).to(at::kFloat);
+      logits = model.forward(b.input, &images).to(at::kFloat);
     }
     Losses l = losses(logits, b.targets, teacher_logits, o);
-    for (const auto& [name, t] : model.parameters()) const_cast<at::Tensor&>(t).mutable_grad().reset();
-    l.loss.backward();
+    SceneLoss scene;
+    if (head && images.defined()) scene = scene_loss(*head, images, b.scenes);
+    at::Tensor total = scene.loss.defined() ? l.loss + o.vision_aux_weight * scene.loss : l.loss;
+    for (const auto& [name, t] : trained) const_cast<at::Tensor&>(t).mutable_grad().reset();
+    total.backward();
 
     DistillProgress p;
     {
       at::NoGradGuard no_grad;
       double sq = 0;
-      for (const auto& [name, t] : model.parameters())
+      for (const auto& [name, t] : trained)
         if (t.grad().defined()) sq += t.grad().pow(2).sum().item<double>();
       p.grad_norm = std::sqrt(sq);
       const double scale = o.clip_grad_norm > 0 && p.grad_norm > o.clip_grad_norm ? o.clip_grad_norm / p.grad_norm : 1.0;
       const double t = double(step + 1);
       const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
-      for (size_t i = 0; i < model.parameters().size(); ++i) {
-        const auto& [name, param] = model.parameters()[i];
+      for (size_t i = 0; i < trained.size(); ++i) {
+        const auto& [name, param] = trained[i];
         at::Tensor w = param;  // shares storage: the update is in place
         if (!w.grad().defined()) continue;
         at::Tensor g = w.grad() * scale;
@@ -366,7 +486,8 @@ DistillReport distill(const DistillOptions& options) {
 
     p.step = state.step;
     p.steps = o.steps;
-    p.loss = l.loss.item<double>();
+    p.loss = total.item<double>();
+    p.scene_loss = scene.loss.defined() ? scene.loss.item<double>() : 0.0;
     p.cross_entropy = l.ce.item<double>();
     p.kl = l.kl.defined() ? l.kl.item<double>() : 0.0;
     p.learning_rate = lr;
@@ -376,15 +497,18 @@ DistillReport distill(const DistillOptions& options) {
       throw Error(ErrorKind::internal, "", "loss", fmt::format("not finite at step {} (lower the learning rate)", p.step));
     const bool last = state.step == o.steps;
     if (!held_out.empty() && ((o.eval_every > 0 && state.step % o.eval_every == 0) || last)) {
-      Evaluation e = evaluate(model, held_out, o.batch, ids);
+      Evaluation e = evaluate(model, held_out, o.batch, ids, head ? &*head : nullptr);
       p.eval_cross_entropy = e.cross_entropy;
       p.eval_exact = e.exact;
+      p.eval_scene_accuracy = e.scene_accuracy;
       state.history.push_back({{"step", state.step},
                                {"seconds", state.seconds},
                                {"train_loss", p.loss},
                                {"train_cross_entropy", p.cross_entropy},
                                {"eval_cross_entropy", e.cross_entropy},
-                               {"eval_exact", e.exact}});
+                               {"eval_exact", e.exact},
+                               {"eval_by_kind", e.by_kind}});
+      if (e.scene_accuracy) state.history.back()["eval_scene_accuracy"] = *e.scene_accuracy;
     }
     if (last || (o.checkpoint_every > 0 && state.step % o.checkpoint_every == 0)) {
       checkpoint(state);

@@ -486,6 +486,67 @@ TEST_CASE("curriculum: small_digits zooms into the cell that holds all the numbe
   CHECK(cells.size() >= 7);
 }
 
+TEST_CASE("curriculum: each picture's scene labels say what its pixels show, cell by cell") {
+  const std::vector<std::string> kNames = {"red", "green", "blue"};
+  auto colour_in = [&](const Image& crop) {  // the colour index with the most pixels in `crop`, or -1
+    int best = -1, most = 30;
+    for (int c = 0; c < 3; ++c) {
+      const int n = count_where(crop, [&](Rgb p) { return color_name(p) == kNames[c]; });
+      if (n > most) best = c, most = n;
+    }
+    return best;
+  };
+  for (TaskKind kind : kAllTaskKinds) {
+    CAPTURE(task_kind_name(kind));
+    for (const Sample& s : thinking_samples(25, kind, 20)) {
+      const Scene& scene = s.task.scene;
+      if (!is_visual(kind)) {  // no picture, no labels
+        CHECK(std::all_of(scene.cells.begin(), scene.cells.end(), [](int8_t c) { return c == kSceneIgnore; }));
+        continue;
+      }
+      const Image& image = *s.task.image;
+      CHECK(scene.number == std::array<int8_t, 2>{kSceneIgnore, kSceneIgnore});  // unreadable at the full view
+      for (int cell = 0; cell < 9; ++cell) {
+        CAPTURE(cell);
+        const Image crop = crop_of(image, cell_region(cell));
+        const int label = scene.cells[static_cast<size_t>(cell)];
+        const int colour = colour_in(crop);
+        const int ink = count_where(crop, is_ink);
+        switch (kind) {
+          case TaskKind::count_color:
+            CHECK(label == (colour < 0 ? kSceneEmpty : kSceneShape + colour));
+            break;
+          case TaskKind::compare_size:
+            if (colour < 0) CHECK(label == kSceneEmpty);
+            else CHECK((label == kSceneBigShape + colour || label == kSceneSmallShape + colour));
+            break;
+          case TaskKind::digit_sum:
+            CHECK(label == (ink == 0 ? int(kSceneEmpty) : kSceneDigit0 + std::stoi(read_text(crop, 3, numbers_from(0, 9)))));
+            break;
+          case TaskKind::small_digits:
+            if (ink > 0) CHECK(label == kSceneSmallNumber);
+            else CHECK((label == kSceneEmpty || label == kSceneFaintShape));
+            break;
+          default: break;
+        }
+      }
+      if (kind == TaskKind::compare_size) {  // the answer's shape is the big one
+        int big = 0;
+        for (int8_t c : scene.cells) big += c >= kSceneBigShape && c < kSceneSmallShape && kNames[c - kSceneBigShape] == s.task.answer;
+        CHECK(big == 1);
+      }
+      if (kind == TaskKind::small_digits) {  // the zoom's region, and the number's digits on its crop
+        CHECK(s.completion.rfind("<zoom>" + s.task.zoom_region + "</zoom>", 0) == 0);
+        CHECK(s.task.zoom_scene.number[0] == kSceneDigit0 + (s.task.answer[0] - '0'));
+        CHECK(s.task.zoom_scene.number[1] == kSceneDigit0 + (s.task.answer[1] - '0'));
+        CHECK(s.task.zoom_scene.cells[4] == kSceneIgnore);
+      } else {
+        CHECK(s.task.zoom_region.empty());
+      }
+    }
+  }
+}
+
 TEST_CASE("curriculum: refine samples carry an engine workspace of earlier answers, then the closing sentence") {
   // The engine's round-2 text, with_workspace (shared with the curriculum),
   // is question + "\n\n" + workspace + this sentence.

@@ -4,6 +4,7 @@
 #include "doctest_with_aten.hpp"
 
 #include <fstream>
+#include <optional>
 
 #include <ATen/autocast_mode.h>
 
@@ -39,6 +40,8 @@ ModelShape tiny_shape() {
   s.vision_intermediate_size = 32;
   s.vision_layers = 1;
   s.vision_heads = 2;
+  s.stem_channels = {4, 6};  // a small stem: the parity test covers it
+  s.stem_strides = {1, 2};
   return s;
 }
 
@@ -91,6 +94,14 @@ TEST_CASE("distill: the trainer's forward pass equals the engine's on the writte
   const SequenceBuilder builder{tok, chat, tiny_shape(), ids};
   const Sequence seq = builder.build(sample);
   REQUIRE(seq.pictures.size() == 2);  // the picture and the zoomed-in crop
+  // Their scene labels: the picture's cells, and the number's digits on the crop.
+  CHECK(seq.pictures[0].scene.cells == sample.task.scene.cells);
+  CHECK(seq.pictures[1].scene.number == sample.task.zoom_scene.number);
+  CHECK(seq.pictures[1].scene.number[0] >= kSceneDigit0);
+  const Batch batch = make_batch(std::span(&seq, 1), tiny_shape(), ids);
+  REQUIRE(batch.scenes.sizes() == at::IntArrayRef({2, kSceneSlots}));
+  CHECK(batch.scenes[1][9].item<int64_t>() == sample.task.zoom_scene.number[0]);
+  CHECK(batch.scenes[0][4].item<int64_t>() == sample.task.scene.cells[4]);
 
   auto model = Model::load(dir, {DType::f32, 2, 0});
   const Image& image = *sample.task.image;
@@ -192,12 +203,64 @@ TEST_CASE("distill: logit distillation reads the teacher, and refuses one with a
   CHECK_THROWS_WITH_AS(distill(bad), doctest::Contains("tokenizer differs"), Error);
 }
 
+TEST_CASE("distill: the scene loss trains a head that is kept out of the model, and reads the pictures") {
+  auto dir = temp_dir("distill-scene");
+  DistillOptions o = tiny_run(dir, 16);
+  o.kinds = {"digit_sum", "count_color"};
+  o.eval_samples = 16;
+  o.vision_aux_weight = 1;
+  std::vector<double> scene;
+  std::optional<double> accuracy;
+  o.on_progress = [&](const DistillProgress& p) {
+    scene.push_back(p.scene_loss);
+    if (p.eval_scene_accuracy) accuracy = p.eval_scene_accuracy;
+  };
+  distill(o);
+  REQUIRE(scene.size() == 16);
+  CHECK(scene.front() > 0);
+  CHECK(scene.back() < scene.front() * 0.7);
+  REQUIRE(accuracy.has_value());
+  CHECK(*accuracy > 0.5);  // most cells are empty: a head that learnt anything gets those
+  bool in_optimizer = false, in_model = false;
+  for (const auto& [name, t] : read_safetensors(dir / "optimizer.safetensors"))
+    in_optimizer = in_optimizer || name == "aux.scene_head.weight";
+  for (const auto& [name, t] : read_safetensors(dir / "model.safetensors")) in_model = in_model || name.find("aux.") == 0;
+  CHECK(in_optimizer);
+  CHECK_FALSE(in_model);
+  // Held-out accuracy per kind, only of the kinds trained on.
+  auto state = nlohmann::json::parse(std::ifstream(dir / "trainer_state.json"));
+  const auto& by_kind = state["history"].back()["eval_by_kind"];
+  CHECK(by_kind.size() == 2);
+  CHECK(by_kind["digit_sum"]["samples"] == 8);
+  CHECK(by_kind.contains("count_color"));
+  CHECK(state["kinds"] == nlohmann::json({"digit_sum", "count_color"}));
+
+  // Weight 0 (the default): no head, no scene loss.
+  auto off = temp_dir("distill-scene-off");
+  DistillOptions o2 = tiny_run(off, 2);
+  CHECK(o2.vision_aux_weight == 0);
+  double most = 0;
+  o2.on_progress = [&](const DistillProgress& p) { most = std::max(most, p.scene_loss); };
+  distill(o2);
+  CHECK(most == 0);
+  for (const auto& [name, t] : read_safetensors(off / "optimizer.safetensors")) CHECK(name.find("aux.") != 0);
+}
+
 TEST_CASE("distill: bad options name the field") {
   DistillOptions o = tiny_run(temp_dir("distill-bad"), 0);
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("steps"), Error);
   o.steps = 1;
   o.shape.num_kv_heads = 3;
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("shape"), Error);
+  o = tiny_run(temp_dir("distill-bad"), 1);
+  o.shape.stem_strides = {1};  // two stem layers, one stride
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("stem"), Error);
+  o = tiny_run(temp_dir("distill-bad"), 1);
+  o.kinds = {"digit_sum", "juggling"};
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("juggling"), Error);
+  o.kinds = {};
+  o.vision_aux_weight = -1;
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("vision_aux_weight"), Error);
   o = tiny_run("", 1);
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("out"), Error);
 }
