@@ -84,8 +84,8 @@ struct DistillProgress {
   std::optional<double> eval_cross_entropy;
   std::optional<double> eval_exact;
   // With the auxiliary vision loss: its value this step, and at evaluation
-  // steps the share of held-out scene labels (a cell's content, a digit of a
-  // zoomed-in number) its head reads right.
+  // steps the share of held-out labels (per image token: its cell's content,
+  // a digit of a zoomed-in number) its head reads right.
   double scene_loss = 0;
   std::optional<double> eval_scene_accuracy;
   bool checkpoint = false;      // a checkpoint was written at this step

@@ -184,11 +184,12 @@ Losses losses(const at::Tensor& logits, const at::Tensor& targets, const at::Ten
 // The auxiliary vision loss: a linear head reads, from each image token as
 // the text model receives it, the content of the grid cell the token's patch
 // lies in (its centre), and on a zoomed-in crop the small number's two digits
-// (from every token: the number can be anywhere in the crop). Without it the
-// text model, trained from scratch, learns to ignore its picture tokens: their
-// content is noise to it long before it could use them, and training shrinks
-// it to nothing (measured: held-out loss unchanged with the pixels replaced by
-// noise). Training only: the head is not part of the model.
+// (from every token: the number can be anywhere in the crop). Trained
+// without it, the shipped model ignores its picture tokens (held-out loss
+// unchanged with the pixels replaced by noise): their content is noise to the
+// text model long before it could use it, and training shrinks it to nothing.
+// This loss is meant to keep the content in the tokens; docs/distill.md has
+// what it has done so far. Training only: the head is not part of the model.
 struct SceneHead {
   at::Tensor weight, bias;  // [3 * kSceneClasses, hidden], [3 * kSceneClasses]: own cell, tens digit, units digit
 };
@@ -232,7 +233,7 @@ struct Evaluation {
   // Per task kind: samples, the share wholly exact, the share whose final
   // answer (and turn end) is the greedy choice under teacher forcing.
   nlohmann::ordered_json by_kind = nlohmann::ordered_json::object();
-  std::optional<double> scene_accuracy;  // the scene head's share of labelled slots right
+  std::optional<double> scene_accuracy;  // the scene head's share of labelled (token, slot) pairs right
 };
 
 Evaluation evaluate(const TrainableModel& model, std::span<const Sequence> held_out, int64_t batch,
