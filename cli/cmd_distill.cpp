@@ -37,9 +37,11 @@ void show(const DistillProgress& p, bool terminal) {
   constexpr int kWidth = 24;
   const int filled = static_cast<int>(kWidth * p.step / std::max<int64_t>(1, p.steps));
   const double per_step = p.step > 0 ? p.elapsed_seconds / p.step : 0;
+  const std::string extra = (p.kl > 0 ? fmt::format(" kl {:.4f}", p.kl) : "") +
+                            (p.scene_loss > 0 ? fmt::format(" scene {:.3f}", p.scene_loss) : "");
   std::string line = fmt::format("[{}{}] {}/{} loss {:.4f} ce {:.4f}{} lr {:.2e} {:.0f} tok/s {} eta {}",
                                  std::string(filled, '#'), std::string(kWidth - filled, '-'), p.step, p.steps, p.loss,
-                                 p.cross_entropy, (p.kl > 0 ? fmt::format(" kl {:.4f}", p.kl) : "") + (p.scene_loss > 0 ? fmt::format(" scene {:.3f}", p.scene_loss) : ""), p.learning_rate,
+                                 p.cross_entropy, extra, p.learning_rate,
                                  p.tokens_per_second, clock_text(p.elapsed_seconds),
                                  clock_text(per_step * double(p.steps - p.step)));
   if (terminal) {

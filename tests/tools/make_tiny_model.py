@@ -123,7 +123,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.vision_stem_strides = [int(c) for c in args.vision_stem_strides.split(",") if c]
         if len(args.vision_stem) != len(args.vision_stem_strides):
             p.error("--vision-stem-strides needs one stride per --vision-stem channel count")
-        if args.vision_patch % max(1, math.prod(args.vision_stem_strides)):
+        if args.vision_patch % math.prod(args.vision_stem_strides):
             p.error("the stem strides' product must divide --vision-patch")
     return args
 

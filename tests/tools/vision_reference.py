@@ -105,7 +105,7 @@ def encode(m: VisionModel, pixels: torch.Tensor) -> torch.Tensor:
     for j, stride in enumerate(strides):
         x = F.gelu(F.conv2d(x, m.get(f"{emb}stem.{j}.weight"), m.get(f"{emb}stem.{j}.bias"), stride=stride, padding=1),
                    approximate=m.act)
-    k = p // int(np.prod(strides)) if strides else p
+    k = p // math.prod(strides)
     patches = F.conv2d(x, m.get(emb + "patch_embedding.weight"), m.get(emb + "patch_embedding.bias"), stride=k)[0]
     x = patches.flatten(1).transpose(0, 1) + m.get(emb + "position_embedding.weight")
     for i in range(m.cfg["num_hidden_layers"]):
