@@ -36,6 +36,7 @@ struct AskArgs {
   uint64_t seed = 0;
   bool no_early_stop = false;
   bool no_consensus = false;
+  double consensus_share = Request{}.consensus_share;
   bool together = false;
   bool aggregator = false;
   bool token_confidence = false;
@@ -186,6 +187,7 @@ void run(const AskArgs& a) {
   request.seed = a.seed;
   request.early_stop = !a.no_early_stop;
   request.consensus_stop = !a.no_consensus;
+  request.consensus_share = a.consensus_share;
   request.warmup_first = !a.together;
   request.aggregator = a.aggregator;
   request.record_token_confidence = a.token_confidence;
@@ -237,6 +239,9 @@ void add_ask_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--seed", args->seed);
   cmd->add_flag("--no-early-stop", args->no_early_stop, "no confidence early stopping");
   cmd->add_flag("--no-consensus", args->no_consensus, "no consensus stop");
+  cmd->add_option("--consensus-share", args->consensus_share,
+                  "consensus stop also once the warm-up agents agree this much (0: off)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--together", args->together,
                 "early stop without holding agents back for the warm-ups (no extra wall time, fewer tokens saved)");
   cmd->add_flag("--aggregator", args->aggregator, "Contemplating: an aggregator agent writes the final answer");

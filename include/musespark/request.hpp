@@ -70,6 +70,12 @@ struct Request {
   int32_t confidence_window = 32;   // tokens per group
   int32_t confidence_top_k = 20;    // candidates per token confidence
   bool consensus_stop = true;
+  // With consensus_stop, DeepConf's adaptive sampling: the round also ends
+  // once the warm-up agents have voted and the leading answer holds at least
+  // this share of the (confidence-weighted) vote, sparing the agents that
+  // were waiting for them. 0: off, the round ends early only when no agent
+  // still running could change the winner. In [0, 1].
+  double consensus_share = 0;
 
   // Contemplating: an aggregator agent writes the final answer from the
   // refine round's workspace.

@@ -135,6 +135,7 @@ struct RequestRecord {
   bool warmup_first = true;       // early stop's warm-up agents ran before the others
   int32_t confidence_window = 32; // tokens per group (and in the tail)
   double keep_fraction = 0.9;     // early-stop threshold: percentile 100*(1-keep) of warm-up agents
+  double consensus_share = 0;     // consensus stop once the warm-ups agree this much (0: off)
   std::string question;           // the last user message's text
 };
 

@@ -200,6 +200,7 @@ Json settings_json(const EvalConfig& c) {
               {"warmup_first", c.warmup_first},
               {"warmup_agents", c.warmup_agents},
               {"keep_fraction", number(c.keep_fraction)},
+              {"consensus_share", number(c.consensus_share)},
               {"confidence_window", c.confidence_window},
               {"max_zooms", c.max_zooms},
               {"temperature", number(c.temperature)},
@@ -263,7 +264,8 @@ std::string EvalReport::markdown() const {
                                                                  c.warmup_first ? ", first" : ", together");
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:g} | {} | {} | {} |\n", c.name, mode_name(c.mode),
                       agents, c.max_thinking_tokens, c.max_answer_tokens, c.early_stop ? "on" : "off",
-                      c.consensus_stop ? "on" : "off", c.confidence_window, c.keep_fraction, warmups, c.max_zooms,
+                      !c.consensus_stop ? "off" : c.consensus_share > 0 ? fmt::format("on, share {:g}", c.consensus_share) : "on",
+                      c.confidence_window, c.keep_fraction, warmups, c.max_zooms,
                       c.kinds.size() == kinds.size() ? std::string("all") : join(c.kinds));
   }
   if (!notes.empty()) {

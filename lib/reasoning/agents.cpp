@@ -421,6 +421,10 @@ void RoundRunner::cast_votes() {
 // schedule) the other agents wait for the warm-ups, so all of their tokens
 // are judged; without it they run alongside, and only what they write after
 // the warm-ups finish can be cut, but the round takes no longer.
+//
+// Consensus stop ends the round when the vote can no longer change, or (with
+// a consensus_share) once the warm-ups have voted and agree that much: with
+// warmup_first, agreeing warm-ups spare the others every token.
 void RoundRunner::apply_stops() {
   if (cfg_.early_stop && !threshold_) {
     std::vector<double> lowest;
@@ -450,6 +454,13 @@ void RoundRunner::apply_stops() {
     for (const auto& a : agents_)
       if (!a->active) max_weight = std::max(max_weight, vote_weight(a->confidence.summary()));
     if (vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
+  }
+  if (cfg_.consensus_stop && cfg_.consensus_share > 0 && !votes_.empty() && unfinished() > 0) {
+    const auto warmups = std::count_if(agents_.begin(), agents_.end(), [](auto& a) { return a->plan.warmup; });
+    const bool warmups_done =
+        std::none_of(agents_.begin(), agents_.end(), [](auto& a) { return a->plan.warmup && a->active; });
+    if (warmups_done && vote_agreed(votes_, std::max<int32_t>(2, static_cast<int32_t>(warmups)), cfg_.consensus_share))
+      stop_all(AgentStop::consensus);
   }
 }
 

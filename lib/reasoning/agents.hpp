@@ -48,6 +48,10 @@ struct RoundConfig {
   int32_t confidence_window = 32;
   int32_t confidence_top_k = 20;
   bool consensus_stop = true;
+  // With consensus_stop: also end the round once the warm-up agents (at least
+  // two) have voted and the leading answer holds this share of the weight
+  // cast so far. 0: off (only a vote nobody left can change ends it early).
+  double consensus_share = 0;
   bool record_token_confidence = false;
   const AnswerExtractor* extractor = nullptr;
   std::string assistant_prefix;  // forced at the start of every agent

@@ -143,6 +143,7 @@ void validate(const Request& r) {
   if (b.max_total_tokens < 0) bad("budgets.max_total_tokens", "must not be negative");
   if (b.deadline_ms < 0) bad("budgets.deadline_ms", "must not be negative");
   if (!(r.keep_fraction > 0 && r.keep_fraction <= 1)) bad("keep_fraction", "must be in (0, 1]");
+  if (!(r.consensus_share >= 0 && r.consensus_share <= 1)) bad("consensus_share", "must be in [0, 1] (0: off)");
   if (r.confidence_window < 1) bad("confidence_window", "must be at least 1");
   if (r.confidence_top_k < 1) bad("confidence_top_k", "must be at least 1");
   if (r.warmup_agents < 0) bad("warmup_agents", "must not be negative");
@@ -179,6 +180,7 @@ Result Engine::ask(const Request& request, const EventCallback& on_event) const 
   rec.warmup_first = request.warmup_first;
   rec.confidence_window = request.confidence_window;
   rec.keep_fraction = request.keep_fraction;
+  rec.consensus_share = request.consensus_share;
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it)
     if (it->role == "user") {
       rec.question = it->joined_text();

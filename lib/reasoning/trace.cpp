@@ -95,6 +95,7 @@ Json to_json(const RequestRecord& r) {
               {"warmup_first", r.warmup_first},
               {"confidence_window", r.confidence_window},
               {"keep_fraction", number(r.keep_fraction)},
+              {"consensus_share", number(r.consensus_share)},
               {"question", r.question}};
 }
 

@@ -66,6 +66,17 @@ bool vote_settled(const std::vector<VoteEntry>& table, int32_t unfinished_agents
   return by_weight && by_count;
 }
 
+bool vote_agreed(const std::vector<VoteEntry>& table, int32_t min_votes, double min_share) {
+  if (min_votes < 1)
+    throw Error(ErrorKind::invalid_argument, "", "min_votes", "must be at least 1, got " + std::to_string(min_votes));
+  if (!(min_share > 0 && min_share <= 1))
+    throw Error(ErrorKind::invalid_argument, "", "min_share", "must be in (0, 1], got " + std::to_string(min_share));
+  if (table.empty()) return false;
+  int64_t votes = 0;
+  for (const auto& row : table) votes += row.votes;
+  return votes >= min_votes && table[0].share >= min_share;
+}
+
 double agreement(const std::vector<VoteEntry>& table) noexcept { return table.empty() ? 0.0 : table[0].share; }
 
 }  // namespace musespark::detail

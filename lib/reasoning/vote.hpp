@@ -45,6 +45,13 @@ std::vector<VoteEntry> tally_agents(std::span<const AgentTrace> agents);
 // unfinished_agents or a negative/NaN max_weight_per_agent. Pure; thread-safe.
 bool vote_settled(const std::vector<VoteEntry>& table, int32_t unfinished_agents, double max_weight_per_agent);
 
+// True when at least `min_votes` ballots are in `table` and its leader holds
+// at least `min_share` of their weight: the agents so far agree enough that
+// more of them would not be worth their tokens (DeepConf's adaptive
+// sampling). False for an empty table. Error{invalid_argument} for
+// min_votes < 1 or min_share outside (0, 1]. Pure; thread-safe.
+bool vote_agreed(const std::vector<VoteEntry>& table, int32_t min_votes, double min_share);
+
 // The leader's share of the weight (0..1; 0 for an empty table): how much the
 // agents agree. Auto escalates to Contemplating when it is low.
 double agreement(const std::vector<VoteEntry>& table) noexcept;

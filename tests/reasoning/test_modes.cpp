@@ -198,6 +198,50 @@ TEST_CASE("modes: consensus stops the remaining agents once the vote is settled"
   CHECK(count_stops(e.ask(req).trace, AgentStop::consensus) == 0);
 }
 
+TEST_CASE("modes: with a consensus share, agreeing warm-ups spare the agents waiting for them") {
+  const Engine& e = thinker();
+  Request req = thinking_request(8, 8, 4, 13);
+  req.early_stop = true;
+  req.keep_fraction = 1.0;
+  req.warmup_agents = 2;
+  req.consensus_stop = true;
+  req.consensus_share = 0.9;
+  // Every answer counts as the same answer: the two warm-ups agree.
+  req.extractor.extract = [](std::string_view text) { return text.empty() ? std::string() : std::string("same"); };
+  Result agreed = e.ask(req);
+  const auto& t = agreed.trace;
+  REQUIRE(t.agents.size() == 8);
+  CHECK(t.request.consensus_share == 0.9);
+  for (const auto& a : t.agents) {
+    if (a.id < 2) {
+      CHECK(a.stop_reason != AgentStop::consensus);  // warm-ups run to their end and vote
+      CHECK(!a.normalized_answer.empty());
+    } else {
+      CHECK(a.stop_reason == AgentStop::consensus);  // stopped before writing anything
+      CHECK(a.thinking_tokens + a.answer_tokens == 0);
+    }
+  }
+  REQUIRE(t.votes.size() == 1);
+  CHECK(t.votes[0].votes == 2);
+  CHECK(t.final_answer == "same");
+  CHECK(nlohmann::json::parse(t.to_json())["request"]["consensus_share"] == 0.9);
+
+  // Off (share 0), the same request runs all eight.
+  req.consensus_share = 0;
+  Result all = e.ask(req);
+  CHECK(count_stops(all.trace, AgentStop::consensus) == 0);
+  CHECK(agreed.trace.usage.generated_tokens * 3 < all.trace.usage.generated_tokens);
+
+  // Warm-ups that disagree do not end the round.
+  req.consensus_share = 0.9;
+  int calls = 0;
+  req.extractor.extract = [&](std::string_view text) { return text.empty() ? std::string() : std::to_string(calls++); };
+  CHECK(count_stops(e.ask(req).trace, AgentStop::consensus) == 0);
+
+  req.consensus_share = 1.5;
+  CHECK_THROWS_AS(e.ask(req), Error);
+}
+
 // 3 agents, then 2 refine agents, short budgets, no early or consensus stop.
 Request small_contemplation() {
   Request req = Request::question("What is 12 + 30?", Mode::contemplating);

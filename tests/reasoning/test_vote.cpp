@@ -78,6 +78,21 @@ TEST_CASE("vote: abstentions do not count") {
   CHECK(agreement({}) == 0.0);
 }
 
+TEST_CASE("vote: agreed once enough votes are in and the leader holds the share") {
+  // Leader "a": weight 5 of 7 (share 5/7), 3 of 4 votes.
+  std::vector<Ballot> ballots = {ballot(0, "a", 2), ballot(1, "a", 2), ballot(2, "a", 1), ballot(3, "b", 2)};
+  auto table = tally(ballots);
+  CHECK(vote_agreed(table, 4, 0.7));
+  CHECK_FALSE(vote_agreed(table, 4, 0.75));  // 5/7 < 0.75
+  CHECK_FALSE(vote_agreed(table, 5, 0.5));   // only 4 votes
+  std::vector<Ballot> two = {ballot(0, "x", 1), ballot(1, "x", 3)};
+  CHECK(vote_agreed(tally(two), 2, 1.0));
+  CHECK_FALSE(vote_agreed({}, 1, 0.5));
+  CHECK_THROWS_AS(vote_agreed(table, 0, 0.5), Error);
+  CHECK_THROWS_AS(vote_agreed(table, 2, 0), Error);
+  CHECK_THROWS_AS(vote_agreed(table, 2, 1.01), Error);
+}
+
 TEST_CASE("vote: settled only when no unfinished agent can overtake or tie") {
   // Leader 5 (3 votes), runner-up 2 (1 vote).
   std::vector<Ballot> ballots = {ballot(0, "a", 2), ballot(1, "a", 2), ballot(2, "a", 1), ballot(3, "b", 2)};
