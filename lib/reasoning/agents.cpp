@@ -451,16 +451,18 @@ void RoundRunner::apply_stops() {
   }
   if (cfg_.consensus_stop && !votes_.empty() && unfinished() > 0) {
     double max_weight = 0;
-    for (const auto& a : agents_)
+    int32_t warmups = 0;
+    bool warmups_done = true;
+    for (const auto& a : agents_) {
       if (!a->active) max_weight = std::max(max_weight, vote_weight(a->confidence.summary()));
-    if (vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
-  }
-  if (cfg_.consensus_stop && cfg_.consensus_share > 0 && !votes_.empty() && unfinished() > 0) {
-    const auto warmups = std::count_if(agents_.begin(), agents_.end(), [](auto& a) { return a->plan.warmup; });
-    const bool warmups_done =
-        std::none_of(agents_.begin(), agents_.end(), [](auto& a) { return a->plan.warmup && a->active; });
-    if (warmups_done && vote_agreed(votes_, std::max<int32_t>(2, static_cast<int32_t>(warmups)), cfg_.consensus_share))
-      stop_all(AgentStop::consensus);
+      if (a->plan.warmup) {
+        ++warmups;
+        warmups_done = warmups_done && !a->active;
+      }
+    }
+    const bool agreed = cfg_.consensus_share > 0 && warmups_done &&
+                        vote_agreed(votes_, std::max<int32_t>(2, warmups), cfg_.consensus_share);
+    if (agreed || vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
   }
 }
 

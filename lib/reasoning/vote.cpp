@@ -74,7 +74,7 @@ bool vote_agreed(const std::vector<VoteEntry>& table, int32_t min_votes, double 
   if (table.empty()) return false;
   int64_t votes = 0;
   for (const auto& row : table) votes += row.votes;
-  return votes >= min_votes && table[0].share >= min_share;
+  return votes >= min_votes && agreement(table) >= min_share;
 }
 
 double agreement(const std::vector<VoteEntry>& table) noexcept { return table.empty() ? 0.0 : table[0].share; }
