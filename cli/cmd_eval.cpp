@@ -38,6 +38,7 @@ struct EvalArgs {
   int32_t warmup_agents = 0;
   int32_t max_zooms = EvalOptions{}.max_zooms;
   bool quiet = false;
+  bool traces = false;
 };
 
 // One line per configuration: on a terminal the current one is redrawn after
@@ -92,11 +93,13 @@ void run(const EvalArgs& a) {
   o.consensus_share = a.consensus_share;
   o.warmup_agents = a.warmup_agents;
   o.max_zooms = a.max_zooms;
+  o.write_traces = a.traces;
   Progress progress(!a.quiet);
   o.on_progress = [&](const EvalProgress& p) { progress.on(p); };
   const EvalReport report = evaluate(o);
   std::printf("%s", report.markdown().c_str());
-  if (!a.quiet) std::fprintf(stderr, "wrote %s/eval.md, eval.json and eval.png\n", a.out.c_str());
+  if (!a.quiet)
+    std::fprintf(stderr, "wrote %s/eval.md, eval.json and eval.png%s\n", a.out.c_str(), a.traces ? " and traces.jsonl" : "");
 }
 
 }  // namespace
@@ -136,6 +139,7 @@ void add_eval_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent (thinking-nozoom: 0)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--traces", args->traces, "also write traces.jsonl: every task's reasoning trace, one per line");
   cmd->add_flag("--quiet", args->quiet, "no progress on stderr");
   cmd->callback([args, &exit_code] { exit_code = run_command([&] { run(*args); }); });
 }

@@ -96,6 +96,10 @@ struct EvalOptions {
   int32_t max_zooms = 2;            // every configuration but thinking-nozoom (which has 0)
 
   std::filesystem::path out_dir;    // eval.md, eval.json and eval.png are written here; empty: nothing
+  // Also write out_dir/traces.jsonl: one line per task, {"config", "kind",
+  // "index", "correct", "trace"} with the task's whole reasoning trace (as
+  // ReasoningTrace::to_json), to see why a task was missed. Needs out_dir.
+  bool write_traces = false;
   // Called after each task; may be empty. Must not throw.
   std::function<void(const EvalProgress&)> on_progress;
 };

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "distill/curriculum.hpp"
 #include "distill/eval_report.hpp"
@@ -197,6 +200,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   check_range(options.consensus_share >= 0 && options.consensus_share <= 1, "consensus_share", "must be in [0, 1] (0: off)");
   check_range(options.warmup_agents >= 0, "warmup_agents", "must be >= 0 (0: a quarter of the agents)");
   check_range(options.max_zooms >= 0, "max_zooms", "must be >= 0");
+  check_range(!options.write_traces || !options.out_dir.empty(), "write_traces", "needs out_dir");
   const std::vector<std::string> config_names =
       checked_names(options.configs, eval_config_names(), "configs", "configuration");
   std::vector<std::string> kinds = checked_names(options.kinds, eval_kind_names(), "kinds", "task kind");
@@ -232,6 +236,12 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
     report.configs.push_back(std::move(c));
   }
   if (!options.out_dir.empty()) report.write(options.out_dir);  // fail early, not after the run
+  std::ofstream traces;
+  const std::filesystem::path traces_path = options.out_dir / "traces.jsonl";
+  if (options.write_traces) {
+    traces.open(traces_path, std::ios::binary | std::ios::trunc);
+    if (!traces) throw Error(ErrorKind::io, traces_path.string(), "", "cannot open the file for writing");
+  }
 
   // The held-out tasks: one curriculum per kind, so that task j of a kind is
   // the same whichever other kinds are chosen.
@@ -295,6 +305,15 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
                                                    [](const VisualAction& v) { return v.kind == "zoom" && v.applied; }));
       t.mode_used = trace.mode_used;
       t.escalations = static_cast<int32_t>(trace.escalations.size());
+      if (options.write_traces) {
+        const nlohmann::ordered_json line = {{"config", t.config},
+                                             {"kind", t.kind},
+                                             {"index", t.index},
+                                             {"correct", t.correct},
+                                             {"trace", nlohmann::ordered_json::parse(trace.to_json())}};
+        traces << line.dump() << '\n';
+        if (!traces) throw Error(ErrorKind::io, traces_path.string(), "", "cannot write a task's trace");
+      }
       report.tasks.push_back(std::move(t));
 
       ++progress.done;

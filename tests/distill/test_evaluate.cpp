@@ -382,6 +382,42 @@ TEST_CASE("eval: the same seed gives the same answers, another seed other tasks"
   CHECK(c.tasks[0].question != a.tasks[0].question);
 }
 
+TEST_CASE("eval: with write_traces, traces.jsonl holds every task's whole reasoning trace, one per line") {
+  auto out = temp_dir("eval-traces");
+  EvalOptions o = quick_options({"instant", "contemplating"}, {"arithmetic", "count_color"}, 1);
+  o.out_dir = out;
+  o.write_traces = true;
+  const EvalReport r = evaluate(seer(), o);
+  REQUIRE(r.tasks.size() == 4);
+  std::istringstream lines(read_text(out / "traces.jsonl"));
+  std::string line;
+  size_t i = 0;
+  for (; std::getline(lines, line); ++i) {
+    REQUIRE(i < r.tasks.size());
+    const EvalTaskResult& t = r.tasks[i];
+    CAPTURE(t.config);
+    const auto j = nlohmann::json::parse(line);
+    CHECK(j["config"] == t.config);
+    CHECK(j["kind"] == t.kind);
+    CHECK(j["index"] == t.index);
+    CHECK(j["correct"] == t.correct);
+    const auto& trace = j["trace"];
+    CHECK(trace["mode_used"] == (t.config == "instant" ? "instant" : "contemplating"));
+    CHECK(trace["agents"].size() == static_cast<size_t>(t.agents));
+    CHECK(normalize_answer(trace["final_answer"].get<std::string>()) == t.got);
+    CHECK(trace["usage"]["generated_tokens"] == t.tokens);
+    if (t.config == "contemplating") CHECK(!trace["workspace"].get<std::string>().empty());
+  }
+  CHECK(i == r.tasks.size());
+
+  // A second run starts the file over; without an output folder there is nowhere to write.
+  o.configs = {"instant"};
+  evaluate(seer(), o);
+  CHECK(count_lines_starting(read_text(out / "traces.jsonl"), "{") == 2);
+  o.out_dir.clear();
+  CHECK_THROWS_WITH_AS(evaluate(seer(), o), doctest::Contains("write_traces"), Error);
+}
+
 TEST_CASE("eval: bad options, a model that cannot load, and visual kinds without vision are named") {
   EvalOptions o = quick_options({"instant"}, {"arithmetic"}, 1);
   o.model_dir = temp_dir("eval-nothing") / "missing";
