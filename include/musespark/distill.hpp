@@ -108,7 +108,7 @@ struct DistillOptions {
   uint64_t data_seed = 1;                    // the curriculum seed
   uint64_t init_seed = 1;                    // weight initialisation
   double instant_fraction = 0.2;             // curriculum styles
-  double refine_fraction = 0.1;
+  double refine_fraction = 0.2;
   // Weight of the auxiliary vision loss (0, the default: off): a
   // training-only head reads from each image token the content of the grid
   // cell it lies in (and, on a zoomed-in crop, the number's two digits); the

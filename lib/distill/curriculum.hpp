@@ -112,8 +112,9 @@ struct Sample {
   Task task;
   SampleStyle style = SampleStyle::thinking;
   // The user message's text: the question, or for refine samples the question
-  // followed exactly as the engine's Contemplating round 2 writes it:
-  //   question + "\n\n" + workspace + "\nCheck these attempts, reason again on your own, and give your final answer."
+  // after a workspace, exactly as the engine's Contemplating round 2 writes it
+  // (with_workspace; an image stays before all of it):
+  //   workspace + "\nCheck these attempts, reason again on your own, and give your final answer.\n\n" + question
   // where workspace lists earlier answers (some wrong) in the engine's
   // workspace format ("Earlier attempts reached these answers:\n1. 66 (75% of the vote, 3 agents)\n ...").
   // The workspace is written by the engine's own distill_workspace: 1-3
@@ -134,7 +135,7 @@ struct CurriculumOptions {
   uint64_t seed = 1;
   std::vector<TaskKind> kinds;     // empty: all kinds, in equal shares
   double instant_fraction = 0.2;   // share of samples in the instant style
-  double refine_fraction = 0.1;    // share of samples in the refine style
+  double refine_fraction = 0.2;    // share of samples in the refine style
 };
 
 class Curriculum {

@@ -237,6 +237,23 @@ std::vector<std::string> model_markers(const ModelInfo& info) {
   return {info.image_token, info.vision_start_token, info.vision_end_token};
 }
 
+// The conversation of a refine (or aggregator) round: the last user message
+// with the workspace put before its last text part, so that an image stays
+// first and the question last (with_workspace), as the default model was trained.
+std::vector<ChatMessage> with_workspace_messages(const ModeContext& ctx, const std::string& workspace) {
+  std::vector<Message> messages = ctx.request.messages;
+  auto user = std::find_if(messages.rbegin(), messages.rend(), [](const Message& m) { return m.role == "user"; });
+  if (user == messages.rend())
+    throw Error(ErrorKind::invalid_argument, "", "messages", "a Contemplating request needs a user message");
+  auto text = std::find_if(user->parts.rbegin(), user->parts.rend(),
+                           [](const Part& p) { return p.kind == Part::Kind::text; });
+  if (text == user->parts.rend())
+    user->parts.push_back(Part::of_text(with_workspace("", workspace)));
+  else
+    text->text = with_workspace(text->text, workspace);
+  return chat_messages(ctx, messages);
+}
+
 void run_contemplating(ModeContext& ctx) {
   ctx.trace.mode_used = Mode::contemplating;
   const ModeBudgets rec = budgets_for(ctx.request, Mode::contemplating);
@@ -251,12 +268,9 @@ void run_contemplating(ModeContext& ctx) {
   decide(ctx.trace, r1.votes);  // the answer so far, should round 2 be cut short
 
   if (!ctx.state.cancelled && !(ctx.state.deadline && Clock::now() >= *ctx.state.deadline)) {
-    // Round 2 sees the workspace after the question; the prompt up to the
-    // question is shared with round 1's KV, not recomputed.
-    auto refined = messages;
-    auto last_user = std::find_if(refined.rbegin(), refined.rend(), [](auto& m) { return m.role == "user"; });
-    last_user->content = with_workspace(last_user->content, ctx.trace.workspace);
-    Prompt second = make_prompt(ctx, refined, true);
+    // Round 2 sees the workspace before the question; the prompt up to the
+    // question's text is shared with round 1's KV, not recomputed.
+    Prompt second = make_prompt(ctx, with_workspace_messages(ctx, ctx.trace.workspace), true);
     RoundConfig c2 = base_config(ctx, second, true, rec.max_thinking_tokens, false);
     share_prefix(c2, first.tokens, r1.root);
     auto p2 = plans(ctx, rec.refine_agents, 2, "agent");
@@ -270,10 +284,7 @@ void run_contemplating(ModeContext& ctx) {
     if (ctx.request.aggregator && !r2.votes.empty() && !ctx.state.cancelled) {
       std::vector<AgentTrace> refine_agents(ctx.trace.agents.end() - r2.agents.size(), ctx.trace.agents.end());
       std::string workspace2 = distill_workspace(refine_agents, r2.votes, 1200, 240, markers);
-      auto agg = messages;
-      auto user = std::find_if(agg.rbegin(), agg.rend(), [](auto& m) { return m.role == "user"; });
-      user->content = with_workspace(user->content, workspace2);
-      Prompt third = make_prompt(ctx, agg, true);
+      Prompt third = make_prompt(ctx, with_workspace_messages(ctx, workspace2), true);
       RoundConfig c3 = base_config(ctx, third, true, rec.max_thinking_tokens, false);
       c3.sampling.temperature = 0;  // the aggregator writes, it does not explore
       c3.early_stop = false;

@@ -119,8 +119,7 @@ std::string distill_workspace(std::span<const AgentTrace> agents, const std::vec
 }
 
 std::string with_workspace(const std::string& question, const std::string& workspace) {
-  return question + "\n\n" + workspace +
-         "\nCheck these attempts, reason again on your own, and give your final answer.";
+  return workspace + "\nCheck these attempts, reason again on your own, and give your final answer.\n\n" + question;
 }
 
 }  // namespace musespark::detail

@@ -547,10 +547,10 @@ TEST_CASE("curriculum: each picture's scene labels say what its pixels show, cel
   }
 }
 
-TEST_CASE("curriculum: refine samples carry an engine workspace of earlier answers, then the closing sentence") {
+TEST_CASE("curriculum: refine samples carry an engine workspace of earlier answers, the closing sentence, then the question") {
   // The engine's round-2 text, with_workspace (shared with the curriculum),
-  // is question + "\n\n" + workspace + this sentence.
-  REQUIRE(with_workspace("Q", "W") == "Q\n\nW" + std::string(kClosing));
+  // is workspace + this sentence + "\n\n" + question.
+  REQUIRE(with_workspace("Q", "W") == "W" + std::string(kClosing) + "\n\nQ");
 
   const Curriculum c = curriculum(31, {}, 0, 1);
   static const std::regex kEntry(R"((\d)\. (.+) \((\d+)% of the vote, (\d+) agents?\))");
@@ -560,10 +560,9 @@ TEST_CASE("curriculum: refine samples carry an engine workspace of earlier answe
     const Sample s = c.sample(i);
     CAPTURE(s.user_text);
     REQUIRE(s.style == SampleStyle::refine);
-    REQUIRE(s.user_text.starts_with(s.task.question + "\n\n"));
-    REQUIRE(s.user_text.ends_with(kClosing));
-    const std::string workspace =
-        s.user_text.substr(s.task.question.size() + 2, s.user_text.size() - s.task.question.size() - 2 - kClosing.size());
+    const std::string tail = std::string(kClosing) + "\n\n" + s.task.question;
+    REQUIRE(s.user_text.ends_with(tail));
+    const std::string workspace = s.user_text.substr(0, s.user_text.size() - tail.size());
     // The completion reasons from scratch to the right answer.
     CHECK(extract_answer(split_completion(s.completion).second) == s.task.answer);
     if (workspace == "No earlier attempt reached an answer.\n") {
@@ -611,7 +610,7 @@ TEST_CASE("curriculum: styles are drawn in the option fractions; teach gives any
   CHECK(instant.completion == t.answer);
   CHECK(thinking.completion.ends_with("</think>\n\n" + t.answer));
   CHECK(refine.completion == thinking.completion);
-  CHECK(refine.user_text.starts_with(t.question + "\n\n"));
+  CHECK(refine.user_text.ends_with("\n\n" + t.question));
   CHECK(refine.user_text == c.teach(t, SampleStyle::refine).user_text);
   CHECK(c.sample(6).completion == c.teach(t, c.sample(6).style).completion);
 

@@ -270,15 +270,16 @@ TEST_CASE("modes: contemplating refines with a workspace and shares the prompt p
   CHECK(t.mode_used == Mode::contemplating);
   CHECK(!t.workspace.empty());
   CHECK(t.workspace.size() <= 1200);
-  // Round 2's prompt holds round 1's up to the question: that part was not prefilled again.
+  // Round 2's prompt holds round 1's up to the question's text: that part was not prefilled again.
   const auto p1 = e.tokenizer().encode(e.chat_template().render(std::vector<ChatMessage>{{"user", "What is 12 + 30?"}}));
   CHECK(t.usage.prompt_tokens > static_cast<int64_t>(p1.size()));
-  // Rounds 2 and 3 each prefill only what follows the question: their
-  // workspaces and instructions (each workspace at most 1200 bytes).
+  // Rounds 2 and 3 each prefill only their user text and what follows it:
+  // workspace, instruction, the question again (each workspace at most 1200 bytes).
   const int64_t later_prompts = t.usage.prompt_tokens - static_cast<int64_t>(p1.size());
   const auto workspace_tokens = static_cast<int64_t>(e.tokenizer().encode(t.workspace).size());
+  const auto question_tokens = static_cast<int64_t>(e.tokenizer().encode("What is 12 + 30?").size());
   CHECK(later_prompts >= workspace_tokens);
-  CHECK(later_prompts < 2 * (workspace_tokens + 40));
+  CHECK(later_prompts < 2 * (workspace_tokens + question_tokens + 40));
 }
 
 TEST_CASE("modes: contemplating's final vote counts both rounds' answers") {
