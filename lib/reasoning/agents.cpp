@@ -97,6 +97,8 @@ class RoundRunner {
   void finish(Agent& a, AgentStop why);
   void cast_votes();
   void apply_stops();
+  // Lets up to `count` waiting agents start, in plan order.
+  void release_waiting(int32_t count);
   void announce(const Agent& a);
   void emit_step(Agent& a, std::string_view paragraph);
   // An event about agent `a`, with its id, round and tokens so far.
@@ -189,6 +191,14 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
 }
 
 void RoundRunner::announce(const Agent& a) { emit(agent_event(EventKind::agent_started, a)); }
+
+void RoundRunner::release_waiting(int32_t count) {
+  for (auto& a : agents_)
+    if (a->waiting && count-- > 0) {
+      a->waiting = false;
+      announce(*a);
+    }
+}
 
 void RoundRunner::emit_step(Agent& a, std::string_view paragraph) {
   if (trim_left(paragraph).empty()) return;
@@ -423,9 +433,15 @@ void RoundRunner::cast_votes() {
 // the warm-ups finish can be cut, but the round takes no longer.
 //
 // Consensus stop ends the round when the vote can no longer change, or (with
-// a consensus_share) once the warm-ups have voted and agree that much: with
-// warmup_first, agreeing warm-ups spare the others every token.
+// a consensus_share) once the warm-ups have voted and the vote agrees that
+// much: with warmup_first, agreeing warm-ups spare the others every token,
+// and the others start in waves as many as the warm-ups, each only if the
+// votes so far still disagree (DeepConf's adaptive sampling: more traces
+// only while the answer is in doubt, at the cost of rounds that take longer).
 void RoundRunner::apply_stops() {
+  int32_t warmups = 0;
+  for (const auto& a : agents_) warmups += a->plan.warmup;
+  const bool waves = cfg_.consensus_stop && cfg_.consensus_share > 0;
   if (cfg_.early_stop && !threshold_) {
     std::vector<double> lowest;
     bool done = true, any_warmup = false;
@@ -437,11 +453,8 @@ void RoundRunner::apply_stops() {
     }
     if (any_warmup && done) {
       if (!lowest.empty()) threshold_ = early_stop_threshold(lowest, cfg_.keep_fraction);
-      for (auto& a : agents_)
-        if (a->waiting) {
-          a->waiting = false;
-          announce(*a);
-        }
+      // With waves, the first one starts below, should the warm-ups not agree.
+      if (!waves) release_waiting(static_cast<int32_t>(agents_.size()));
     }
   }
   if (threshold_) {
@@ -449,21 +462,22 @@ void RoundRunner::apply_stops() {
       if (a->active && !a->waiting && a->confidence.has_full_window() && a->confidence.lowest_group() < *threshold_)
         finish(*a, AgentStop::low_confidence);
   }
+  bool warmups_done = true;
+  for (const auto& a : agents_)
+    if (a->plan.warmup && a->active) warmups_done = false;
   if (cfg_.consensus_stop && !votes_.empty() && unfinished() > 0) {
     double max_weight = 0;
-    int32_t warmups = 0;
-    bool warmups_done = true;
-    for (const auto& a : agents_) {
+    for (const auto& a : agents_)
       if (!a->active) max_weight = std::max(max_weight, vote_weight(a->confidence.summary()));
-      if (a->plan.warmup) {
-        ++warmups;
-        warmups_done = warmups_done && !a->active;
-      }
-    }
     const bool agreed = cfg_.consensus_share > 0 && warmups_done &&
                         vote_agreed(votes_, std::max<int32_t>(2, warmups), cfg_.consensus_share);
     if (agreed || vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
   }
+  // The next wave, once every agent let start so far has finished.
+  if (waves && warmups_done && std::none_of(agents_.begin(), agents_.end(), [](auto& a) {
+        return a->active && !a->waiting;
+      }))
+    release_waiting(std::max<int32_t>(1, warmups));
 }
 
 RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {

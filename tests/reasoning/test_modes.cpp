@@ -198,14 +198,20 @@ TEST_CASE("modes: consensus stops the remaining agents once the vote is settled"
   CHECK(count_stops(e.ask(req).trace, AgentStop::consensus) == 0);
 }
 
-TEST_CASE("modes: with a consensus share, agreeing warm-ups spare the agents waiting for them") {
-  const Engine& e = thinker();
-  Request req = thinking_request(8, 8, 4, 13);
+// `agents` agents, two of them warm-ups run first, early stop, consensus stop with share 0.9.
+Request consensus_share_request(int agents) {
+  Request req = thinking_request(agents, 8, 4, 13);
   req.early_stop = true;
   req.keep_fraction = 1.0;
   req.warmup_agents = 2;
   req.consensus_stop = true;
   req.consensus_share = 0.9;
+  return req;
+}
+
+TEST_CASE("modes: with a consensus share, agreeing warm-ups spare the agents waiting for them") {
+  const Engine& e = thinker();
+  Request req = consensus_share_request(8);
   // Every answer counts as the same answer: the two warm-ups agree.
   req.extractor.extract = [](std::string_view text) { return text.empty() ? std::string() : std::string("same"); };
   Result agreed = e.ask(req);
@@ -240,6 +246,42 @@ TEST_CASE("modes: with a consensus share, agreeing warm-ups spare the agents wai
 
   req.consensus_share = 1.5;
   CHECK_THROWS_AS(e.ask(req), Error);
+}
+
+TEST_CASE("modes: with a consensus share, the waiting agents start in waves while the votes disagree") {
+  const Engine& e = thinker();
+  Request req = consensus_share_request(6);
+  int calls = 0;  // every answer differs: the votes never agree
+  req.extractor.extract = [&](std::string_view text) { return text.empty() ? std::string() : std::to_string(calls++); };
+  auto order = [&](const Request& r) {
+    std::vector<std::pair<EventKind, int32_t>> events;
+    const Result result = e.ask(r, [&](const Event& ev) {
+      if (ev.kind == EventKind::agent_started || ev.kind == EventKind::agent_finished) events.emplace_back(ev.kind, ev.agent);
+      return true;
+    });
+    REQUIRE(result.trace.agents.size() == 6);
+    CHECK(count_stops(result.trace, AgentStop::consensus) == 0);
+    return events;
+  };
+  auto at = [](const std::vector<std::pair<EventKind, int32_t>>& events, EventKind kind, int32_t agent) {
+    const auto it = std::find(events.begin(), events.end(), std::pair{kind, agent});
+    REQUIRE(it != events.end());
+    return it - events.begin();
+  };
+  const auto waves = order(req);
+  // Agents 2 and 3 start once both warm-ups have finished, 4 and 5 once 2 and 3 have.
+  for (int32_t later : {2, 3})
+    for (int32_t warmup : {0, 1})
+      CHECK(at(waves, EventKind::agent_started, later) > at(waves, EventKind::agent_finished, warmup));
+  for (int32_t later : {4, 5})
+    for (int32_t earlier : {2, 3})
+      CHECK(at(waves, EventKind::agent_started, later) > at(waves, EventKind::agent_finished, earlier));
+
+  // Without a share, all four start together once the warm-ups have finished.
+  req.consensus_share = 0;
+  const auto together = order(req);
+  CHECK(at(together, EventKind::agent_started, 5) < at(together, EventKind::agent_finished, 2));
+  CHECK(at(together, EventKind::agent_started, 2) > at(together, EventKind::agent_finished, 1));
 }
 
 // 3 agents, then 2 refine agents, short budgets, no early or consensus stop.
