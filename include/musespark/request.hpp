@@ -73,8 +73,10 @@ struct Request {
   // With consensus_stop, DeepConf's adaptive sampling: the round also ends
   // once the warm-up agents have voted and the leading answer holds at least
   // this share of the (confidence-weighted) vote, sparing the agents that
-  // were waiting for them. 0: off, the round ends early only when no agent
-  // still running could change the winner. In [0, 1].
+  // were waiting for them. While it does not, the waiting agents start in
+  // waves as many as the warm-ups, each wave only if the votes so far still
+  // disagree. 0: off, all waiting agents start together and the round ends
+  // early only when no agent still running could change the winner. In [0, 1].
   double consensus_share = 0;
 
   // Contemplating: an aggregator agent writes the final answer from the

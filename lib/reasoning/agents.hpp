@@ -50,7 +50,9 @@ struct RoundConfig {
   bool consensus_stop = true;
   // With consensus_stop: also end the round once the warm-up agents (at least
   // two) have voted and the leading answer holds this share of the weight
-  // cast so far. 0: off (only a vote nobody left can change ends it early).
+  // cast so far; until then the waiting agents start in waves of as many as
+  // the warm-ups, each only while the vote disagrees. 0: off (all start at
+  // once; only a vote nobody left can change ends the round early).
   double consensus_share = 0;
   bool record_token_confidence = false;
   const AnswerExtractor* extractor = nullptr;
