@@ -237,21 +237,10 @@ std::vector<std::string> model_markers(const ModelInfo& info) {
   return {info.image_token, info.vision_start_token, info.vision_end_token};
 }
 
-// The conversation of a refine (or aggregator) round: the last user message
-// with the workspace put before its last text part, so that an image stays
-// first and the question last (with_workspace), as the default model was trained.
+// The chat of a refine (or aggregator) round: the workspace before the last
+// user message's question, after its images (with_workspace).
 std::vector<ChatMessage> with_workspace_messages(const ModeContext& ctx, const std::string& workspace) {
-  std::vector<Message> messages = ctx.request.messages;
-  auto user = std::find_if(messages.rbegin(), messages.rend(), [](const Message& m) { return m.role == "user"; });
-  if (user == messages.rend())
-    throw Error(ErrorKind::invalid_argument, "", "messages", "a Contemplating request needs a user message");
-  auto text = std::find_if(user->parts.rbegin(), user->parts.rend(),
-                           [](const Part& p) { return p.kind == Part::Kind::text; });
-  if (text == user->parts.rend())
-    user->parts.push_back(Part::of_text(with_workspace("", workspace)));
-  else
-    text->text = with_workspace(text->text, workspace);
-  return chat_messages(ctx, messages);
+  return chat_messages(ctx, with_workspace(ctx.request.messages, workspace));
 }
 
 void run_contemplating(ModeContext& ctx) {

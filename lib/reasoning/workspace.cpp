@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "musespark/error.hpp"
 #include "reasoning/steps.hpp"
 
 namespace musespark::detail {
@@ -120,6 +121,19 @@ std::string distill_workspace(std::span<const AgentTrace> agents, const std::vec
 
 std::string with_workspace(const std::string& question, const std::string& workspace) {
   return workspace + "\nCheck these attempts, reason again on your own, and give your final answer.\n\n" + question;
+}
+
+std::vector<Message> with_workspace(std::vector<Message> messages, const std::string& workspace) {
+  auto user = std::find_if(messages.rbegin(), messages.rend(), [](const Message& m) { return m.role == "user"; });
+  if (user == messages.rend())
+    throw Error(ErrorKind::invalid_argument, "", "messages", "a Contemplating request needs a user message");
+  auto text = std::find_if(user->parts.rbegin(), user->parts.rend(),
+                           [](const Part& p) { return p.kind == Part::Kind::text; });
+  if (text == user->parts.rend())
+    user->parts.push_back(Part::of_text(with_workspace("", workspace)));
+  else
+    text->text = with_workspace(text->text, workspace);
+  return messages;
 }
 
 }  // namespace musespark::detail

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "musespark/request.hpp"
 #include "musespark/trace.hpp"
 
 namespace musespark::detail {
@@ -57,5 +58,15 @@ std::string distill_workspace(std::span<const AgentTrace> agents, const std::vec
 // default model is trained on exactly this text (lib/distill/curriculum.cpp).
 // Pure; thread-safe.
 std::string with_workspace(const std::string& question, const std::string& workspace);
+
+// The conversation of a refine (or aggregator) round: `messages` with the
+// last user message's last text part made with_workspace(text, workspace),
+// so that its images stay before the workspace and the question stays last,
+// as the default model was trained; a last user message without text gets
+// the workspace as a text part after its images. Other messages are kept as
+// they are (images shared, not copied).
+// Throws Error(invalid_argument, field "messages") when there is no user
+// message. Pure; thread-safe.
+std::vector<Message> with_workspace(std::vector<Message> messages, const std::string& workspace);
 
 }  // namespace musespark::detail

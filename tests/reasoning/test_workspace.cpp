@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "musespark/error.hpp"
+#include "musespark/image.hpp"
 #include "reasoning/vote.hpp"
 #include "reasoning/workspace.hpp"
 #include "tokenizer/utf8.hpp"
@@ -141,4 +143,45 @@ TEST_CASE("workspace: the model's vision markers an agent wrote are removed, not
         "   Reasoning: \"looks like 7\"\n");
   // Without markers nothing is removed.
   CHECK(distill_workspace(agents, votes_of(agents)).find("<|image_pad|>") != std::string::npos);
+}
+
+TEST_CASE("workspace: the refine round's conversation keeps images first and the question last") {
+  const std::string closing = with_workspace("", "");  // the instruction alone
+  const std::vector<uint8_t> rgb = {1, 2, 3};
+  const Image pixel = Image::from_rgb(rgb, 1, 1);
+
+  std::vector<Message> chat = {Message::text("system", "Be brief."),
+                               Message::with_images("user", {pixel}, "What is shown?"),
+                               Message::text("assistant", "A dot."),
+                               Message::with_images("user", {pixel, pixel}, "How many dots?")};
+  const std::vector<Message> out = with_workspace(chat, "W\n");
+  REQUIRE(out.size() == 4);
+  // Only the last user message changes: its images stay before the text.
+  CHECK(out[0].joined_text() == "Be brief.");
+  CHECK(out[1].joined_text() == "What is shown?");
+  CHECK(out[2].joined_text() == "A dot.");
+  REQUIRE(out[3].parts.size() == 3);
+  CHECK(out[3].parts[0].kind == Part::Kind::image);
+  CHECK(out[3].parts[1].kind == Part::Kind::image);
+  CHECK(out[3].parts[0].image == chat[3].parts[0].image);  // shared, not copied
+  REQUIRE(out[3].parts[2].kind == Part::Kind::text);
+  CHECK(out[3].parts[2].text == "W\n" + closing + "How many dots?");
+  CHECK(chat[3].parts[2].text == "How many dots?");  // the caller's messages are untouched
+
+  // Text before an image: the last text part is the question.
+  std::vector<Message> mixed = {{"user", {Part::of_text("Look:"), Part::of_image(pixel), Part::of_text("Which?")}}};
+  const std::vector<Message> m = with_workspace(mixed, "W\n");
+  REQUIRE(m[0].parts.size() == 3);
+  CHECK(m[0].parts[0].text == "Look:");
+  CHECK(m[0].parts[1].kind == Part::Kind::image);
+  CHECK(m[0].parts[2].text == "W\n" + closing + "Which?");
+
+  // An image alone: the workspace follows it.
+  std::vector<Message> image_only = {{"user", {Part::of_image(pixel)}}};
+  const std::vector<Message> i = with_workspace(image_only, "W\n");
+  REQUIRE(i[0].parts.size() == 2);
+  CHECK(i[0].parts[0].kind == Part::Kind::image);
+  CHECK(i[0].parts[1].text == "W\n" + closing);
+
+  CHECK_THROWS_AS(with_workspace(std::vector<Message>{Message::text("system", "x")}, "W\n"), Error);
 }
