@@ -208,6 +208,12 @@ MUSESPARK_API musespark_status musespark_request_set_sampling(musespark_request*
 /* DeepConf early stop and consensus stop (both on by default). */
 MUSESPARK_API musespark_status musespark_request_set_early_stop(musespark_request* request, int32_t early_stop,
                                                                 int32_t consensus_stop);
+/* DeepConf's adaptive sampling (needs consensus stop): the round also ends
+ * once the warm-up agents have voted and the leading answer holds at least
+ * `share` of the confidence-weighted vote; until then the waiting agents
+ * start in waves as many as the warm-ups, each only while the votes still
+ * disagree. 0 (default): off. In [0, 1], else INVALID_ARGUMENT. */
+MUSESPARK_API musespark_status musespark_request_set_consensus_share(musespark_request* request, double share);
 /* Text each agent's reply starts with, fed as if the model had written it
  * (after any <think> the template opens): steers the format, or drives the
  * visual tools, e.g. "<zoom>(0,0),(500,500)</zoom>" (0-1000 coordinates of

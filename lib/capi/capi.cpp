@@ -529,6 +529,15 @@ musespark_status musespark_request_set_early_stop(musespark_request* request, in
   });
 }
 
+musespark_status musespark_request_set_consensus_share(musespark_request* request, double share) {
+  const char* const fn = __func__;
+  return guarded([&] {
+    require(request, fn, "request");
+    if (!(share >= 0 && share <= 1)) bad_argument(fn, "share", fmt::format("must be in [0, 1] (0: off), got {}", share));
+    request->request.consensus_share = share;
+  });
+}
+
 musespark_status musespark_request_set_assistant_prefix(musespark_request* request, const char* prefix) {
   const char* const fn = __func__;
   return guarded([&] {

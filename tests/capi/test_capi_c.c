@@ -174,6 +174,7 @@ static void check_bad_arguments(const char* model_dir) {
   musespark_sampling_init(&sampling);
   CHECK_FAILS(musespark_request_set_sampling(NULL, &sampling), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_early_stop(NULL, 1, 1), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK_FAILS(musespark_request_set_consensus_share(NULL, 0.5), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_assistant_prefix(NULL, ""), MUSESPARK_STATUS_INVALID_ARGUMENT);
 
   CHECK_OK(musespark_request_init(&request));
@@ -203,6 +204,9 @@ static void check_bad_arguments(const char* model_dir) {
   sampling.struct_size = 0;
   CHECK_FAILS(musespark_request_set_sampling(request, &sampling), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_assistant_prefix(request, NULL), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK_FAILS(musespark_request_set_consensus_share(request, 1.5), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK(strstr(musespark_last_error(), "share") != NULL);
+  CHECK_FAILS(musespark_request_set_consensus_share(request, -0.25), MUSESPARK_STATUS_INVALID_ARGUMENT);
 
   /* asking and results */
   CHECK_FAILS(musespark_engine_ask(NULL, request, NULL, NULL, &result), MUSESPARK_STATUS_INVALID_ARGUMENT);
@@ -282,6 +286,7 @@ static musespark_request* thinking_request(const char* prefix) {
   budgets.max_zooms = 1;
   CHECK_OK(musespark_request_set_budgets(request, &budgets));
   CHECK_OK(musespark_request_set_early_stop(request, 0, 0));
+  CHECK_OK(musespark_request_set_consensus_share(request, 0.75));
   CHECK_OK(musespark_request_set_assistant_prefix(request, prefix));
   return request;
 }
@@ -342,6 +347,7 @@ static void check_model(const char* model_dir) {
     CHECK(musespark_result_answer(result) != NULL && musespark_result_text(result) != NULL);
     CHECK(strstr(musespark_result_trace_json(result), "\"agents\"") != NULL);
     CHECK(strstr(musespark_result_trace_json(result), "\"schema_version\"") != NULL);
+    CHECK(strstr(musespark_result_trace_json(result), "\"consensus_share\":0.75") != NULL);
     CHECK(musespark_result_trace_json(result) == musespark_result_trace_json(result)); /* computed once */
 
     n = musespark_result_agent_count(result);

@@ -70,6 +70,7 @@ def test_result_agents_votes_usage_and_json(engine):
     t = r.trace
     assert t.schema_version == 1 and t.mode_used == "thinking"
     assert t.request.question == "What is 2+2?" and t.request.agents == 3 and t.request.early_stop is False
+    assert t.request.consensus_share == 0
     assert [a.id for a in t.agents] == [0, 1, 2]
     for a in t.agents:
         assert a.budget_closed is True
@@ -275,8 +276,16 @@ def test_errors(engine, tmp_path):
         engine.ask("hi", mode="thinking", agents=-1)
     with pytest.raises(musespark.InvalidArgument, match="NUL"):
         engine.ask("before\0after")
+    with pytest.raises(musespark.InvalidArgument, match="share"):
+        engine.ask("hi", consensus_share=1.5)
     assert issubclass(musespark.InvalidArgument, musespark.Error)
     assert issubclass(musespark.FormatError, musespark.Error)
+
+
+def test_consensus_share_reaches_the_engine(engine):
+    t = engine.ask("What is 2+2?", seed=5, consensus_share=0.6, **dict(SHORT, early_stop=True)).trace
+    assert t.request.consensus_share == pytest.approx(0.6)
+    assert t.request.consensus_stop is True
 
 
 # ------------------------------------------------------------ the GIL
