@@ -459,7 +459,8 @@ void RoundRunner::apply_stops() {
   }
   if (threshold_) {
     for (auto& a : agents_)
-      if (a->active && !a->waiting && a->confidence.has_full_window() && a->confidence.lowest_group() < *threshold_)
+      if (a->active && !a->waiting && a->confidence.has_full_window() &&
+          below_threshold(a->confidence.lowest_group(), *threshold_))
         finish(*a, AgentStop::low_confidence);
   }
   bool warmups_done = true;

@@ -97,6 +97,10 @@ double percentile(std::vector<double> values, double q) {
   return values[lo] + (values[hi] - values[lo]) * fraction;
 }
 
+bool below_threshold(double group_confidence, double threshold) noexcept {
+  return group_confidence < threshold - 1e-5 * std::abs(threshold);
+}
+
 double early_stop_threshold(std::span<const double> warmup_lowest_groups, double keep_fraction) {
   if (warmup_lowest_groups.empty())
     throw Error(ErrorKind::invalid_argument, "", "warmup_lowest_groups", "no warm-up agents to set a threshold");

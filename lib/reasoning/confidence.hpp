@@ -97,4 +97,11 @@ double percentile(std::vector<double> values, double q);
 // keep_fraction outside (0, 1]. Pure; thread-safe.
 double early_stop_threshold(std::span<const double> warmup_lowest_groups, double keep_fraction);
 
+// Whether a group confidence falls below an early-stop threshold. Confidence
+// is computed in float32, and the same tokens decoded in batches of other
+// shapes agree only to about 1e-7 of their value; so a group counts as below
+// only when it is lower by more than 1e-5 of the threshold's magnitude (an
+// agent that repeats a warm-up's tokens is never stopped by rounding). Pure.
+bool below_threshold(double group_confidence, double threshold) noexcept;
+
 }  // namespace musespark::detail

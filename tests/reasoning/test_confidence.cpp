@@ -142,3 +142,15 @@ TEST_CASE("confidence: early-stop threshold from warm-up lowest groups") {
   CHECK_THROWS_AS(early_stop_threshold(warmup, 1.5), Error);
   CHECK_THROWS_AS(early_stop_threshold({}, 0.9), Error);
 }
+
+TEST_CASE("confidence: rounding never puts a warm-up's own tokens below its threshold") {
+  // Seen with musespark-mini: a warm-up's lowest group (the threshold at keep
+  // 1) and the same tokens decoded by a later agent in a smaller batch.
+  const double threshold = 11.396192908287048;
+  CHECK_FALSE(below_threshold(11.39619255065918, threshold));
+  CHECK_FALSE(below_threshold(threshold, threshold));
+  CHECK(below_threshold(11.337793111801147, threshold));  // a different trace, 0.06 lower
+  CHECK(below_threshold(threshold - 1e-3, threshold));
+  CHECK(below_threshold(-0.5, 0.0));
+  CHECK_FALSE(below_threshold(0.0, 0.0));
+}
