@@ -37,6 +37,7 @@ struct AskArgs {
   bool no_early_stop = false;
   bool no_consensus = false;
   double consensus_share = Request{}.consensus_share;
+  int32_t scatter_stop = Request{}.scatter_stop;
   bool together = false;
   bool aggregator = false;
   bool token_confidence = false;
@@ -188,6 +189,7 @@ void run(const AskArgs& a) {
   request.early_stop = !a.no_early_stop;
   request.consensus_stop = !a.no_consensus;
   request.consensus_share = a.consensus_share;
+  request.scatter_stop = a.scatter_stop;
   request.warmup_first = !a.together;
   request.aggregator = a.aggregator;
   request.record_token_confidence = a.token_confidence;
@@ -242,6 +244,9 @@ void add_ask_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--consensus-share", args->consensus_share,
                   "consensus stop also once the warm-up agents agree this much (0: off)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--scatter-stop", args->scatter_stop,
+                  "consensus stop also once this many agents voted and no two agreed (0: off; else at least 2)")
+      ->check(CLI::Range(0, 64));
   cmd->add_flag("--together", args->together,
                 "early stop without holding agents back for the warm-ups (no extra wall time, fewer tokens saved)");
   cmd->add_flag("--aggregator", args->aggregator, "Contemplating: an aggregator agent writes the final answer");

@@ -35,6 +35,7 @@ struct EvalArgs {
   int32_t window = EvalOptions{}.confidence_window;
   double keep = EvalOptions{}.keep_fraction;
   double consensus_share = EvalOptions{}.consensus_share;
+  int32_t scatter_stop = EvalOptions{}.scatter_stop;
   int32_t warmup_agents = 0;
   int32_t max_zooms = EvalOptions{}.max_zooms;
   bool quiet = false;
@@ -91,6 +92,7 @@ void run(const EvalArgs& a) {
   o.confidence_window = a.window;
   o.keep_fraction = a.keep;
   o.consensus_share = a.consensus_share;
+  o.scatter_stop = a.scatter_stop;
   o.warmup_agents = a.warmup_agents;
   o.max_zooms = a.max_zooms;
   o.write_traces = a.traces;
@@ -135,6 +137,9 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--consensus-share", args->consensus_share,
                   "consensus stop also once the warm-up agents agree this much (0: off)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--scatter-stop", args->scatter_stop,
+                  "consensus stop also once this many agents voted and no two agreed (0: off; else at least 2)")
+      ->check(CLI::Range(0, 64));
   cmd->add_option("--warmup-agents", args->warmup_agents, "early stop: warm-up agents (default: a quarter, at least 2)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent (thinking-nozoom: 0)")

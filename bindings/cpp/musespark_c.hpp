@@ -87,6 +87,7 @@ class Request {
     check(musespark_request_set_early_stop(get(), early_stop ? 1 : 0, consensus_stop ? 1 : 0));
   }
   void set_consensus_share(double share) { check(musespark_request_set_consensus_share(get(), share)); }
+  void set_scatter_stop(int32_t votes) { check(musespark_request_set_scatter_stop(get(), votes)); }
   void set_assistant_prefix(const std::string& prefix) {
     check(musespark_request_set_assistant_prefix(get(), prefix.c_str()));
   }

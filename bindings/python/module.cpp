@@ -371,6 +371,7 @@ PYBIND11_MODULE(_musespark, m) {
           py::arg("temperature"))
       .def("set_early_stop", &mc::Request::set_early_stop, py::arg("early_stop"), py::arg("consensus_stop") = true)
       .def("set_consensus_share", &mc::Request::set_consensus_share, py::arg("share"))
+      .def("set_scatter_stop", &mc::Request::set_scatter_stop, py::arg("votes"))
       .def(
           "set_assistant_prefix",
           [](mc::Request& r, const std::string& prefix) { r.set_assistant_prefix(c_string(prefix, "prefix")); },

@@ -178,7 +178,7 @@ void parse_extension(const Json& v, ChatRequest& out) {
   expect_object(v, "musespark");
   known_keys(v, "musespark",
              {"trace", "agents", "refine_agents", "max_thinking_tokens", "max_answer_tokens", "deadline_ms", "early_stop",
-              "consensus_stop", "consensus_share", "warmup_first", "aggregator", "token_confidence", "max_zooms", "assistant_prefix"});
+              "consensus_stop", "consensus_share", "scatter_stop", "warmup_first", "aggregator", "token_confidence", "max_zooms", "assistant_prefix"});
   Request& r = out.request;
   for (const auto& [key, value] : v.items()) {
     if (value.is_null()) continue;
@@ -192,11 +192,19 @@ void parse_extension(const Json& v, ChatRequest& out) {
     else if (key == "early_stop") r.early_stop = as_bool(value, p);
     else if (key == "consensus_stop") r.consensus_stop = as_bool(value, p);
     else if (key == "consensus_share") r.consensus_share = as_number(value, p, 0, 1);
+    else if (key == "scatter_stop") r.scatter_stop = static_cast<int32_t>(as_int(value, p, 0, 64));
     else if (key == "warmup_first") r.warmup_first = as_bool(value, p);
     else if (key == "aggregator") r.aggregator = as_bool(value, p);
     else if (key == "token_confidence") r.record_token_confidence = as_bool(value, p);
     else if (key == "max_zooms") r.max_zooms = static_cast<int32_t>(as_int(value, p, 0, 16));
     else if (key == "assistant_prefix") r.assistant_prefix = as_string(value, p);
+  }
+  // The engine's own rules on the stop fields (scatter_stop 1 passes the range above).
+  try {
+    validate_stops(r);
+  } catch (const Error& e) {
+    const std::string p = "musespark." + e.field();
+    throw ApiError::invalid(p, fmt::format("{}: {}", p, e.message()));
   }
 }
 

@@ -92,6 +92,7 @@ struct EvalOptions {
   int32_t confidence_window = 8;
   double keep_fraction = 0.9;       // early-stop threshold percentile (Request::keep_fraction)
   double consensus_share = 0;       // with consensus stop: Request::consensus_share (0: off)
+  int32_t scatter_stop = 0;         // with consensus stop: Request::scatter_stop (0: off)
   int32_t warmup_agents = 0;        // 0: a quarter of the agents, at least 2 (Request::warmup_agents)
   int32_t max_zooms = 2;            // every configuration but thinking-nozoom (which has 0)
 
@@ -120,6 +121,7 @@ struct EvalConfig {
   int32_t warmup_agents = 0;        // 0: the engine's default
   double keep_fraction = 0.9;
   double consensus_share = 0;
+  int32_t scatter_stop = 0;
   int32_t confidence_window = 8;
   int32_t max_zooms = 0;
   float temperature = 0;            // the agents' sampling as the engine resolved it (the first task's trace;

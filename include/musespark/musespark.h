@@ -211,9 +211,13 @@ MUSESPARK_API musespark_status musespark_request_set_early_stop(musespark_reques
 /* DeepConf's adaptive sampling (needs consensus stop): the round also ends
  * once the warm-up agents have voted and the leading answer holds at least
  * `share` of the confidence-weighted vote; until then the waiting agents
- * start in waves as many as the warm-ups, each only while the votes still
- * disagree. 0 (default): off. In [0, 1], else INVALID_ARGUMENT. */
+ * start one at a time, each only while the votes still disagree.
+ * 0 (default): off. In [0, 1], else INVALID_ARGUMENT. */
 MUSESPARK_API musespark_status musespark_request_set_consensus_share(musespark_request* request, double share);
+/* Scatter stop (needs consensus stop): the round also ends once `votes`
+ * agents have voted and no two gave the same answer; the leader so far wins.
+ * 0 (default): off; else at least 2, else INVALID_ARGUMENT. */
+MUSESPARK_API musespark_status musespark_request_set_scatter_stop(musespark_request* request, int32_t votes);
 /* Text each agent's reply starts with, fed as if the model had written it
  * (after any <think> the template opens): steers the format, or drives the
  * visual tools, e.g. "<zoom>(0,0),(500,500)</zoom>" (0-1000 coordinates of

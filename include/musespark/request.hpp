@@ -73,11 +73,16 @@ struct Request {
   // With consensus_stop, DeepConf's adaptive sampling: the round also ends
   // once the warm-up agents have voted and the leading answer holds at least
   // this share of the (confidence-weighted) vote, sparing the agents that
-  // were waiting for them. While it does not, the waiting agents start in
-  // waves as many as the warm-ups, each wave only if the votes so far still
-  // disagree. 0: off, all waiting agents start together and the round ends
-  // early only when no agent still running could change the winner. In [0, 1].
+  // were waiting for them. While it does not, the waiting agents start one
+  // at a time, each only if the votes so far still disagree. 0: off, all
+  // waiting agents start together and the round ends early only when no
+  // agent still running could change the winner. In [0, 1].
   double consensus_share = 0;
+  // With consensus_stop: the round also ends once this many agents have
+  // voted and no two gave the same answer. A vote that scattered rarely
+  // gathers a majority from a few more agents; the leader so far (by
+  // confidence) wins. 0: off; else at least 2.
+  int32_t scatter_stop = 0;
 
   // Contemplating: an aggregator agent writes the final answer from the
   // refine round's workspace.
@@ -108,5 +113,11 @@ struct Request {
   // A request with one user message.
   static Request question(std::string text, Mode mode = Mode::automatic, Effort effort = Effort::medium);
 };
+
+// The rules on a request's early-stop and consensus fields (keep_fraction,
+// consensus_share, scatter_stop, confidence_window, confidence_top_k,
+// warmup_agents), as Engine::ask applies them; the C ABI's setters check with
+// it at set time. Throws Error(invalid_argument) naming the field.
+void validate_stops(const Request& request);
 
 }  // namespace musespark

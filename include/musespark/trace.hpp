@@ -136,6 +136,7 @@ struct RequestRecord {
   int32_t confidence_window = 32; // tokens per group (and in the tail)
   double keep_fraction = 0.9;     // early-stop threshold: percentile 100*(1-keep) of warm-up agents
   double consensus_share = 0;     // consensus stop once the warm-ups agree this much (0: off)
+  int32_t scatter_stop = 0;       // consensus stop once this many voted and no two agreed (0: off)
   std::string question;           // the last user message's text
 };
 

@@ -529,12 +529,35 @@ musespark_status musespark_request_set_early_stop(musespark_request* request, in
   });
 }
 
+// Checks one stop field at set time with the engine's own rules
+// (validate_stops), on a default request with only that field changed, and
+// names the C argument in the error.
+template <class Set>
+void check_stop_field(const char* function, const char* argument, Set set) {
+  musespark::Request probe;
+  set(probe);
+  try {
+    musespark::validate_stops(probe);
+  } catch (const Error& e) {
+    bad_argument(function, argument, e.message());
+  }
+}
+
 musespark_status musespark_request_set_consensus_share(musespark_request* request, double share) {
   const char* const fn = __func__;
   return guarded([&] {
     require(request, fn, "request");
-    if (!(share >= 0 && share <= 1)) bad_argument(fn, "share", fmt::format("must be in [0, 1] (0: off), got {}", share));
+    check_stop_field(fn, "share", [&](musespark::Request& r) { r.consensus_share = share; });
     request->request.consensus_share = share;
+  });
+}
+
+musespark_status musespark_request_set_scatter_stop(musespark_request* request, int32_t votes) {
+  const char* const fn = __func__;
+  return guarded([&] {
+    require(request, fn, "request");
+    check_stop_field(fn, "votes", [&](musespark::Request& r) { r.scatter_stop = votes; });
+    request->request.scatter_stop = votes;
   });
 }
 

@@ -201,6 +201,7 @@ Json settings_json(const EvalConfig& c) {
               {"warmup_agents", c.warmup_agents},
               {"keep_fraction", number(c.keep_fraction)},
               {"consensus_share", number(c.consensus_share)},
+              {"scatter_stop", c.scatter_stop},
               {"confidence_window", c.confidence_window},
               {"max_zooms", c.max_zooms},
               {"temperature", number(c.temperature)},
@@ -255,6 +256,14 @@ std::string EvalReport::markdown() const {
       md += fmt::format("| {} | {:+.1f}{} | {} | {} | {} |\n", t.description, t.value,
                         t.name == "early_stop" ? "%" : " points", t.target, t.met ? "yes" : "no", t.detail);
   }
+  // "on", "on, share 0.6", "on, share 0.6, scatter 5".
+  auto consensus_setting = [](const EvalConfig& c) {
+    if (!c.consensus_stop) return std::string("off");
+    std::string s = "on";
+    if (c.consensus_share > 0) s += fmt::format(", share {:g}", c.consensus_share);
+    if (c.scatter_stop > 0) s += fmt::format(", scatter {}", c.scatter_stop);
+    return s;
+  };
   md += "\n## Settings\n\n| config | mode | agents | thinking tokens | answer tokens | early stop | consensus stop | "
         "window | keep | warm-ups | zooms | kinds |\n|---|---|--:|--:|--:|---|---|--:|--:|---|--:|---|\n";
   for (const auto& c : configs) {
@@ -264,7 +273,7 @@ std::string EvalReport::markdown() const {
                                                                  c.warmup_first ? ", first" : ", together");
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {:g} | {} | {} | {} |\n", c.name, mode_name(c.mode),
                       agents, c.max_thinking_tokens, c.max_answer_tokens, c.early_stop ? "on" : "off",
-                      !c.consensus_stop ? "off" : c.consensus_share > 0 ? fmt::format("on, share {:g}", c.consensus_share) : "on",
+                      consensus_setting(c),
                       c.confidence_window, c.keep_fraction, warmups, c.max_zooms,
                       c.kinds.size() == kinds.size() ? std::string("all") : join(c.kinds));
   }

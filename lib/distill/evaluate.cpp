@@ -88,6 +88,7 @@ EvalConfig resolve(const ConfigSpec& spec, const EvalOptions& o, const std::vect
   c.confidence_window = o.confidence_window;
   c.keep_fraction = o.keep_fraction;
   c.consensus_share = o.consensus_share;
+  c.scatter_stop = o.scatter_stop;
   c.warmup_agents = o.warmup_agents;
   c.max_zooms = o.max_zooms;
   c.kinds = kinds;
@@ -137,6 +138,7 @@ Request make_request(const EvalConfig& c, const EvalOptions& o, const detail::Ta
   r.warmup_agents = c.warmup_agents;
   r.keep_fraction = c.keep_fraction;
   r.consensus_share = c.consensus_share;
+  r.scatter_stop = c.scatter_stop;
   r.confidence_window = c.confidence_window;
   r.max_zooms = c.max_zooms;
   return r;
@@ -198,6 +200,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   check_range(options.confidence_window >= 1, "confidence_window", "must be at least 1");
   check_range(options.keep_fraction > 0 && options.keep_fraction <= 1, "keep_fraction", "must be in (0, 1]");
   check_range(options.consensus_share >= 0 && options.consensus_share <= 1, "consensus_share", "must be in [0, 1] (0: off)");
+  check_range(options.scatter_stop == 0 || options.scatter_stop >= 2, "scatter_stop", "must be 0 (off) or at least 2");
   check_range(options.warmup_agents >= 0, "warmup_agents", "must be >= 0 (0: a quarter of the agents)");
   check_range(options.max_zooms >= 0, "max_zooms", "must be >= 0");
   check_range(!options.write_traces || !options.out_dir.empty(), "write_traces", "needs out_dir");

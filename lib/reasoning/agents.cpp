@@ -435,9 +435,12 @@ void RoundRunner::cast_votes() {
 // Consensus stop ends the round when the vote can no longer change, or (with
 // a consensus_share) once the warm-ups have voted and the vote agrees that
 // much: with warmup_first, agreeing warm-ups spare the others every token,
-// and the others start in waves as many as the warm-ups, each only if the
-// votes so far still disagree (DeepConf's adaptive sampling: more traces
-// only while the answer is in doubt, at the cost of rounds that take longer).
+// and the others start one at a time, each only if the votes so far still
+// disagree (DeepConf's adaptive sampling: one more trace only while the
+// answer is in doubt, at the cost of rounds that take longer). With a
+// scatter_stop it also ends once that many votes are cast and no two agree:
+// a question the agents answer all differently seldom finds a majority in
+// the few agents left, and their tokens are better saved.
 void RoundRunner::apply_stops() {
   int32_t warmups = 0;
   for (const auto& a : agents_) warmups += a->plan.warmup;
@@ -472,13 +475,14 @@ void RoundRunner::apply_stops() {
       if (!a->active) max_weight = std::max(max_weight, vote_weight(a->confidence.summary()));
     const bool agreed = cfg_.consensus_share > 0 && warmups_done &&
                         vote_agreed(votes_, std::max<int32_t>(2, warmups), cfg_.consensus_share);
-    if (agreed || vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
+    const bool scattered = cfg_.scatter_stop > 0 && vote_scattered(votes_, cfg_.scatter_stop);
+    if (agreed || scattered || vote_settled(votes_, unfinished(), max_weight)) stop_all(AgentStop::consensus);
   }
-  // The next wave, once every agent let start so far has finished.
+  // The next agent, once every agent let start so far has finished.
   if (waves && warmups_done && std::none_of(agents_.begin(), agents_.end(), [](auto& a) {
         return a->active && !a->waiting;
       }))
-    release_waiting(std::max<int32_t>(1, warmups));
+    release_waiting(1);
 }
 
 RoundResult RoundRunner::run(std::span<const AgentPlan> plans) {

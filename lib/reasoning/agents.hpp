@@ -50,10 +50,13 @@ struct RoundConfig {
   bool consensus_stop = true;
   // With consensus_stop: also end the round once the warm-up agents (at least
   // two) have voted and the leading answer holds this share of the weight
-  // cast so far; until then the waiting agents start in waves of as many as
-  // the warm-ups, each only while the vote disagrees. 0: off (all start at
-  // once; only a vote nobody left can change ends the round early).
+  // cast so far; until then the waiting agents start one at a time, each
+  // only while the vote disagrees. 0: off (all start at once; only a vote
+  // nobody left can change ends the round early).
   double consensus_share = 0;
+  // With consensus_stop: also end the round once this many votes are cast
+  // and no two are for the same answer. 0: off.
+  int32_t scatter_stop = 0;
   bool record_token_confidence = false;
   const AnswerExtractor* extractor = nullptr;
   std::string assistant_prefix;  // forced at the start of every agent

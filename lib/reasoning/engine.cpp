@@ -119,6 +119,22 @@ namespace {
   throw Error(ErrorKind::invalid_argument, "", field, message);
 }
 
+}  // namespace
+
+void validate_stops(const Request& r) {
+  if (!(r.keep_fraction > 0 && r.keep_fraction <= 1))
+    bad("keep_fraction", fmt::format("must be in (0, 1], got {}", r.keep_fraction));
+  if (!(r.consensus_share >= 0 && r.consensus_share <= 1))
+    bad("consensus_share", fmt::format("must be in [0, 1] (0: off), got {}", r.consensus_share));
+  if (r.scatter_stop < 0 || r.scatter_stop == 1)
+    bad("scatter_stop", fmt::format("must be 0 (off) or at least 2 votes, got {}", r.scatter_stop));
+  if (r.confidence_window < 1) bad("confidence_window", "must be at least 1");
+  if (r.confidence_top_k < 1) bad("confidence_top_k", "must be at least 1");
+  if (r.warmup_agents < 0) bad("warmup_agents", "must not be negative");
+}
+
+namespace {
+
 void validate(const Request& r) {
   if (r.messages.empty()) bad("messages", "no messages: ask something");
   bool user = false;
@@ -142,11 +158,7 @@ void validate(const Request& r) {
   if (b.max_answer_tokens < 0) bad("budgets.max_answer_tokens", "must not be negative");
   if (b.max_total_tokens < 0) bad("budgets.max_total_tokens", "must not be negative");
   if (b.deadline_ms < 0) bad("budgets.deadline_ms", "must not be negative");
-  if (!(r.keep_fraction > 0 && r.keep_fraction <= 1)) bad("keep_fraction", "must be in (0, 1]");
-  if (!(r.consensus_share >= 0 && r.consensus_share <= 1)) bad("consensus_share", "must be in [0, 1] (0: off)");
-  if (r.confidence_window < 1) bad("confidence_window", "must be at least 1");
-  if (r.confidence_top_k < 1) bad("confidence_top_k", "must be at least 1");
-  if (r.warmup_agents < 0) bad("warmup_agents", "must not be negative");
+  validate_stops(r);
   if (!(r.auto_confidence_threshold >= 0)) bad("auto_confidence_threshold", "must be 0 (automatic) or positive");
   if (!(r.auto_agreement_threshold >= 0)) bad("auto_agreement_threshold", "must not be negative");
   if (!r.extractor.extract || !r.extractor.normalize) bad("extractor", "both functions must be set");
@@ -181,6 +193,7 @@ Result Engine::ask(const Request& request, const EventCallback& on_event) const 
   rec.confidence_window = request.confidence_window;
   rec.keep_fraction = request.keep_fraction;
   rec.consensus_share = request.consensus_share;
+  rec.scatter_stop = request.scatter_stop;
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it)
     if (it->role == "user") {
       rec.question = it->joined_text();

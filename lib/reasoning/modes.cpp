@@ -104,6 +104,7 @@ RoundConfig base_config(const ModeContext& ctx, const Prompt& prompt, bool think
   c.confidence_top_k = r.confidence_top_k;
   c.consensus_stop = r.consensus_stop && !instant;
   c.consensus_share = r.consensus_share;
+  c.scatter_stop = r.scatter_stop;
   c.record_token_confidence = r.record_token_confidence;
   c.extractor = &r.extractor;
   c.prompt_injections = prompt.injections;

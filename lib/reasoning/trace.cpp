@@ -96,6 +96,7 @@ Json to_json(const RequestRecord& r) {
               {"confidence_window", r.confidence_window},
               {"keep_fraction", number(r.keep_fraction)},
               {"consensus_share", number(r.consensus_share)},
+              {"scatter_stop", r.scatter_stop},
               {"question", r.question}};
 }
 

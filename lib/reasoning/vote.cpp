@@ -77,6 +77,17 @@ bool vote_agreed(const std::vector<VoteEntry>& table, int32_t min_votes, double 
   return votes >= min_votes && agreement(table) >= min_share;
 }
 
+bool vote_scattered(const std::vector<VoteEntry>& table, int32_t min_votes) {
+  if (min_votes < 2)
+    throw Error(ErrorKind::invalid_argument, "", "min_votes", "must be at least 2, got " + std::to_string(min_votes));
+  int64_t votes = 0;
+  for (const auto& row : table) {
+    if (row.votes > 1) return false;
+    votes += row.votes;
+  }
+  return votes >= min_votes;
+}
+
 double agreement(const std::vector<VoteEntry>& table) noexcept { return table.empty() ? 0.0 : table[0].share; }
 
 }  // namespace musespark::detail

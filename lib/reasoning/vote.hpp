@@ -52,6 +52,12 @@ bool vote_settled(const std::vector<VoteEntry>& table, int32_t unfinished_agents
 // min_votes < 1 or min_share outside (0, 1]. Pure; thread-safe.
 bool vote_agreed(const std::vector<VoteEntry>& table, int32_t min_votes, double min_share);
 
+// True when at least `min_votes` ballots are in `table` and no answer has
+// more than one: the agents so far disagree entirely, and a few more seldom
+// form a majority. Error{invalid_argument} for min_votes < 2. Pure;
+// thread-safe.
+bool vote_scattered(const std::vector<VoteEntry>& table, int32_t min_votes);
+
 // The leader's share of the weight (0..1; 0 for an empty table): how much the
 // agents agree. Auto escalates to Contemplating when it is low.
 double agreement(const std::vector<VoteEntry>& table) noexcept;

@@ -175,6 +175,7 @@ static void check_bad_arguments(const char* model_dir) {
   CHECK_FAILS(musespark_request_set_sampling(NULL, &sampling), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_early_stop(NULL, 1, 1), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_consensus_share(NULL, 0.5), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK_FAILS(musespark_request_set_scatter_stop(NULL, 4), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK_FAILS(musespark_request_set_assistant_prefix(NULL, ""), MUSESPARK_STATUS_INVALID_ARGUMENT);
 
   CHECK_OK(musespark_request_init(&request));
@@ -207,6 +208,10 @@ static void check_bad_arguments(const char* model_dir) {
   CHECK_FAILS(musespark_request_set_consensus_share(request, 1.5), MUSESPARK_STATUS_INVALID_ARGUMENT);
   CHECK(strstr(musespark_last_error(), "share") != NULL);
   CHECK_FAILS(musespark_request_set_consensus_share(request, -0.25), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK_FAILS(musespark_request_set_scatter_stop(request, 1), MUSESPARK_STATUS_INVALID_ARGUMENT);
+  CHECK(strstr(musespark_last_error(), "votes") != NULL);
+  CHECK(strstr(musespark_last_error(), "at least 2") != NULL);
+  CHECK_FAILS(musespark_request_set_scatter_stop(request, -3), MUSESPARK_STATUS_INVALID_ARGUMENT);
 
   /* asking and results */
   CHECK_FAILS(musespark_engine_ask(NULL, request, NULL, NULL, &result), MUSESPARK_STATUS_INVALID_ARGUMENT);
@@ -287,6 +292,7 @@ static musespark_request* thinking_request(const char* prefix) {
   CHECK_OK(musespark_request_set_budgets(request, &budgets));
   CHECK_OK(musespark_request_set_early_stop(request, 0, 0));
   CHECK_OK(musespark_request_set_consensus_share(request, 0.75));
+  CHECK_OK(musespark_request_set_scatter_stop(request, 5));
   CHECK_OK(musespark_request_set_assistant_prefix(request, prefix));
   return request;
 }
@@ -348,6 +354,7 @@ static void check_model(const char* model_dir) {
     CHECK(strstr(musespark_result_trace_json(result), "\"agents\"") != NULL);
     CHECK(strstr(musespark_result_trace_json(result), "\"schema_version\"") != NULL);
     CHECK(strstr(musespark_result_trace_json(result), "\"consensus_share\":0.75") != NULL);
+    CHECK(strstr(musespark_result_trace_json(result), "\"scatter_stop\":5") != NULL);
     CHECK(musespark_result_trace_json(result) == musespark_result_trace_json(result)); /* computed once */
 
     n = musespark_result_agent_count(result);

@@ -434,6 +434,10 @@ TEST_CASE("eval: bad options, a model that cannot load, and visual kinds without
   o.tasks_per_kind = 1;
   o.keep_fraction = 0;
   CHECK_THROWS_WITH_AS(evaluate(seer(), o), doctest::Contains("keep_fraction"), Error);
+  o.keep_fraction = 0.9;
+  o.scatter_stop = 1;
+  CHECK_THROWS_WITH_AS(evaluate(seer(), o), doctest::Contains("scatter_stop"), Error);
+  o.scatter_stop = 0;
 
   // A text-only model: every kind means the text kinds (with a note); a visual kind asked for is refused.
   const Engine blind = Engine::load(tiny_model(

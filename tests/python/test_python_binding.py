@@ -278,6 +278,8 @@ def test_errors(engine, tmp_path):
         engine.ask("before\0after")
     with pytest.raises(musespark.InvalidArgument, match="share"):
         engine.ask("hi", consensus_share=1.5)
+    with pytest.raises(musespark.InvalidArgument, match="votes"):
+        engine.ask("hi", scatter_stop=1)
     assert issubclass(musespark.InvalidArgument, musespark.Error)
     assert issubclass(musespark.FormatError, musespark.Error)
 
@@ -286,6 +288,9 @@ def test_consensus_share_reaches_the_engine(engine):
     t = engine.ask("What is 2+2?", seed=5, consensus_share=0.6, **dict(SHORT, early_stop=True)).trace
     assert t.request.consensus_share == pytest.approx(0.6)
     assert t.request.consensus_stop is True
+    assert t.request.scatter_stop == 0
+    t = engine.ask("What is 2+2?", seed=5, scatter_stop=4, **dict(SHORT, early_stop=True)).trace
+    assert t.request.scatter_stop == 4
 
 
 # ------------------------------------------------------------ the GIL

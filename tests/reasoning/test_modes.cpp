@@ -248,7 +248,7 @@ TEST_CASE("modes: with a consensus share, agreeing warm-ups spare the agents wai
   CHECK_THROWS_AS(e.ask(req), Error);
 }
 
-TEST_CASE("modes: with a consensus share, the waiting agents start in waves while the votes disagree") {
+TEST_CASE("modes: with a consensus share, the waiting agents start one at a time while the votes disagree") {
   const Engine& e = thinker();
   Request req = consensus_share_request(6);
   int calls = 0;  // every answer differs: the votes never agree
@@ -269,19 +269,56 @@ TEST_CASE("modes: with a consensus share, the waiting agents start in waves whil
     return it - events.begin();
   };
   const auto waves = order(req);
-  // Agents 2 and 3 start once both warm-ups have finished, 4 and 5 once 2 and 3 have.
-  for (int32_t later : {2, 3})
-    for (int32_t warmup : {0, 1})
-      CHECK(at(waves, EventKind::agent_started, later) > at(waves, EventKind::agent_finished, warmup));
-  for (int32_t later : {4, 5})
-    for (int32_t earlier : {2, 3})
-      CHECK(at(waves, EventKind::agent_started, later) > at(waves, EventKind::agent_finished, earlier));
+  // Agent 2 starts once both warm-ups have finished, and each later one once
+  // the one before it has.
+  for (int32_t warmup : {0, 1})
+    CHECK(at(waves, EventKind::agent_started, 2) > at(waves, EventKind::agent_finished, warmup));
+  for (int32_t later : {3, 4, 5})
+    CHECK(at(waves, EventKind::agent_started, later) > at(waves, EventKind::agent_finished, later - 1));
 
   // Without a share, all four start together once the warm-ups have finished.
   req.consensus_share = 0;
   const auto together = order(req);
   CHECK(at(together, EventKind::agent_started, 5) < at(together, EventKind::agent_finished, 2));
   CHECK(at(together, EventKind::agent_started, 2) > at(together, EventKind::agent_finished, 1));
+}
+
+TEST_CASE("modes: a scatter stop ends the round once that many agents voted and no two agreed") {
+  const Engine& e = thinker();
+  Request req = consensus_share_request(6);
+  req.scatter_stop = 3;
+  int calls = 0;  // every answer differs
+  req.extractor.extract = [&](std::string_view text) { return text.empty() ? std::string() : std::to_string(calls++); };
+  const Result scattered = e.ask(req);
+  const auto& t = scattered.trace;
+  REQUIRE(t.agents.size() == 6);
+  CHECK(t.request.scatter_stop == 3);
+  CHECK(nlohmann::json::parse(t.to_json())["request"]["scatter_stop"] == 3);
+  // The warm-ups and agent 2 voted; the three after it never started.
+  REQUIRE(t.votes.size() == 3);
+  for (const auto& row : t.votes) CHECK(row.votes == 1);
+  for (const auto& a : t.agents) {
+    if (a.id < 3) {
+      CHECK(a.stop_reason != AgentStop::consensus);
+      CHECK(!a.normalized_answer.empty());
+    } else {
+      CHECK(a.stop_reason == AgentStop::consensus);
+      CHECK(a.thinking_tokens + a.answer_tokens == 0);
+    }
+  }
+  CHECK(t.final_answer == t.votes[0].answer);
+
+  // Off, the same disagreeing agents all run.
+  req.scatter_stop = 0;
+  const Result all = e.ask(req);
+  CHECK(count_stops(all.trace, AgentStop::consensus) == 0);
+  CHECK(all.trace.votes.size() == 6);
+  CHECK(scattered.trace.usage.generated_tokens < all.trace.usage.generated_tokens);
+
+  for (int bad : {1, -2}) {
+    req.scatter_stop = bad;
+    CHECK_THROWS_WITH_AS(e.ask(req), doctest::Contains("scatter_stop"), Error);
+  }
 }
 
 // 3 agents, then 2 refine agents, short budgets, no early or consensus stop.

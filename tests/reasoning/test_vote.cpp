@@ -93,6 +93,18 @@ TEST_CASE("vote: agreed once enough votes are in and the leader holds the share"
   CHECK_THROWS_AS(vote_agreed(table, 2, 1.01), Error);
 }
 
+TEST_CASE("vote: scattered once enough votes are in and no two agree") {
+  std::vector<Ballot> ballots = {ballot(0, "a", 3), ballot(1, "b", 1), ballot(2, "c", 2), ballot(3, "", 4)};
+  auto table = tally(ballots);  // the agent without an answer casts no vote
+  CHECK(vote_scattered(table, 3));
+  CHECK(vote_scattered(table, 2));
+  CHECK_FALSE(vote_scattered(table, 4));  // only 3 votes
+  ballots.push_back(ballot(4, "b", 1));
+  CHECK_FALSE(vote_scattered(tally(ballots), 3));  // "b" twice
+  CHECK_FALSE(vote_scattered({}, 2));
+  CHECK_THROWS_AS(vote_scattered(table, 1), Error);
+}
+
 TEST_CASE("vote: settled only when no unfinished agent can overtake or tie") {
   // Leader 5 (3 votes), runner-up 2 (1 vote).
   std::vector<Ballot> ballots = {ballot(0, "a", 2), ballot(1, "a", 2), ballot(2, "a", 1), ballot(3, "b", 2)};

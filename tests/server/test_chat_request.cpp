@@ -55,7 +55,8 @@ TEST_CASE("serve: a chat request maps onto the engine's request") {
     "user": "u1", "metadata": {"a": "b"}, "frequency_penalty": 0, "tools": [], "logprobs": false, "top_p": null,
     "musespark": {"trace": true, "agents": 5, "refine_agents": 3, "max_thinking_tokens": 64, "max_answer_tokens": 16,
                   "deadline_ms": 5000, "early_stop": false, "consensus_stop": false, "warmup_first": false,
-                  "aggregator": true, "token_confidence": true, "max_zooms": 1, "assistant_prefix": "<zoom>"}
+                  "aggregator": true, "token_confidence": true, "max_zooms": 1, "assistant_prefix": "<zoom>",
+                  "consensus_share": 0.6, "scatter_stop": 5}
   })");
   CHECK(c.model == "tiny");
   const Request& r = c.request;
@@ -83,6 +84,8 @@ TEST_CASE("serve: a chat request maps onto the engine's request") {
   CHECK(r.record_token_confidence);
   CHECK(r.max_zooms == 1);
   CHECK(r.assistant_prefix == "<zoom>");
+  CHECK(r.consensus_share == doctest::Approx(0.6));
+  CHECK(r.scatter_stop == 5);
   CHECK(c.seed == 42u);
   CHECK(c.n == 3);
   CHECK(c.stop == std::vector<std::string>{"\n\n", "END"});
@@ -173,6 +176,8 @@ TEST_CASE("serve: bad requests get a 400 naming the parameter") {
       {"{" + kHello + R"(, "audio": {}})", "audio", "unsupported_parameter"},
       {"{" + kHello + R"(, "frobnicate": 1})", "frobnicate", "unknown_parameter"},
       {"{" + kHello + R"(, "musespark": {"agents": 0}})", "musespark.agents", "invalid_value"},
+      {"{" + kHello + R"(, "musespark": {"scatter_stop": 1}})", "musespark.scatter_stop", "invalid_value"},
+      {"{" + kHello + R"(, "musespark": {"scatter_stop": 65}})", "musespark.scatter_stop", "invalid_value"},
       {"{" + kHello + R"(, "musespark": {"trace": "yes"}})", "musespark.trace", "invalid_type"},
       {"{" + kHello + R"(, "musespark": {"secret": 1}})", "musespark.secret", "unknown_parameter"},
   };

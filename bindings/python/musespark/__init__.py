@@ -249,7 +249,7 @@ def _messages(question_or_messages: Any) -> list:
 
 def _request(question_or_messages, mode="auto", effort="medium", images=None, seed=0, agents=0,
              max_thinking_tokens=0, max_answer_tokens=0, deadline_ms=0, temperature=None, early_stop=True,
-             max_zooms=2, assistant_prefix="", consensus_share=0.0) -> "_musespark.Request":
+             max_zooms=2, assistant_prefix="", consensus_share=0.0, scatter_stop=0) -> "_musespark.Request":
     messages = _messages(question_or_messages)
     images = list(images) if images is not None else []
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
@@ -266,6 +266,8 @@ def _request(question_or_messages, mode="auto", effort="medium", images=None, se
     request.set_early_stop(bool(early_stop), True)
     if consensus_share:
         request.set_consensus_share(float(consensus_share))
+    if scatter_stop:
+        request.set_scatter_stop(int(scatter_stop))
     if assistant_prefix:
         request.set_assistant_prefix(assistant_prefix)
     for i, m in enumerate(messages):
@@ -290,18 +292,18 @@ class Engine:
 
     def ask(self, question_or_messages, mode="auto", effort="medium", images=None, seed=0, agents=0,
             max_thinking_tokens=0, max_answer_tokens=0, deadline_ms=0, temperature=None, early_stop=True,
-            max_zooms=2, assistant_prefix="", consensus_share=0.0) -> Result:
+            max_zooms=2, assistant_prefix="", consensus_share=0.0, scatter_stop=0) -> Result:
         request = _request(question_or_messages, mode, effort, images, seed, agents, max_thinking_tokens,
                            max_answer_tokens, deadline_ms, temperature, early_stop, max_zooms, assistant_prefix,
-                           consensus_share)
+                           consensus_share, scatter_stop)
         return Result(self._raw.ask(request))
 
     def stream(self, question_or_messages, mode="auto", effort="medium", images=None, seed=0, agents=0,
                max_thinking_tokens=0, max_answer_tokens=0, deadline_ms=0, temperature=None, early_stop=True,
-               max_zooms=2, assistant_prefix="", consensus_share=0.0) -> Stream:
+               max_zooms=2, assistant_prefix="", consensus_share=0.0, scatter_stop=0) -> Stream:
         request = _request(question_or_messages, mode, effort, images, seed, agents, max_thinking_tokens,
                            max_answer_tokens, deadline_ms, temperature, early_stop, max_zooms, assistant_prefix,
-                           consensus_share)
+                           consensus_share, scatter_stop)
         return Stream(self._raw.stream(request))
 
     def tokenize(self, text: str) -> list:

@@ -134,7 +134,7 @@ class Engine:
             effort: Effort = "medium", images: Optional[Sequence[Image]] = None, seed: int = 0, agents: int = 0,
             max_thinking_tokens: int = 0, max_answer_tokens: int = 0, deadline_ms: int = 0,
             temperature: Optional[float] = None, early_stop: bool = True, max_zooms: int = 2,
-            assistant_prefix: str = "", consensus_share: float = 0.0) -> Result:
+            assistant_prefix: str = "", consensus_share: float = 0.0, scatter_stop: int = 0) -> Result:
         """Answers in `mode` at `effort`. A str is one user message. `images`
         are attached to the last user message, before its text. Budgets of 0
         follow the effort; deadline_ms 0: none; temperature None: the
@@ -145,7 +145,9 @@ class Engine:
         consensus_share: DeepConf's adaptive sampling, in [0, 1]; 0: off.
         Once the warm-up agents have voted and the leading answer holds this
         share of the vote, the round ends; until then the other agents start
-        in waves, each only while the votes still disagree.
+        one at a time, each only while the votes still disagree.
+        scatter_stop: the round also ends once this many agents have voted
+        and no two agreed (the leader so far wins); 0: off, else at least 2.
         Raises InvalidArgument (bad mode, effort, role or image),
         Unsupported (images on a text model), ContextOverflow, ..."""
 
@@ -153,7 +155,7 @@ class Engine:
                effort: Effort = "medium", images: Optional[Sequence[Image]] = None, seed: int = 0, agents: int = 0,
                max_thinking_tokens: int = 0, max_answer_tokens: int = 0, deadline_ms: int = 0,
                temperature: Optional[float] = None, early_stop: bool = True, max_zooms: int = 2,
-               assistant_prefix: str = "", consensus_share: float = 0.0) -> Stream:
+               assistant_prefix: str = "", consensus_share: float = 0.0, scatter_stop: int = 0) -> Stream:
         """As ask(), streaming events; the ask starts at once on a background thread."""
 
     def tokenize(self, text: str) -> list[int]:
