@@ -197,11 +197,14 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   check_range(options.agents >= 0 && options.agents <= 64, "agents", "must be in [0, 64] (0: the effort's)");
   check_range(options.max_thinking_tokens >= 0, "max_thinking_tokens", "must be >= 0 (0: the effort's)");
   check_range(options.max_answer_tokens >= 0, "max_answer_tokens", "must be >= 0 (0: the effort's)");
-  check_range(options.confidence_window >= 1, "confidence_window", "must be at least 1");
-  check_range(options.keep_fraction > 0 && options.keep_fraction <= 1, "keep_fraction", "must be in (0, 1]");
-  check_range(options.consensus_share >= 0 && options.consensus_share <= 1, "consensus_share", "must be in [0, 1] (0: off)");
-  check_range(options.scatter_stop == 0 || options.scatter_stop >= 2, "scatter_stop", "must be 0 (off) or at least 2");
-  check_range(options.warmup_agents >= 0, "warmup_agents", "must be >= 0 (0: a quarter of the agents)");
+  // The stop settings, by the engine's own rules (an error names the field).
+  Request stops;
+  stops.confidence_window = options.confidence_window;
+  stops.keep_fraction = options.keep_fraction;
+  stops.consensus_share = options.consensus_share;
+  stops.scatter_stop = options.scatter_stop;
+  stops.warmup_agents = options.warmup_agents;
+  validate_stops(stops);
   check_range(options.max_zooms >= 0, "max_zooms", "must be >= 0");
   check_range(!options.write_traces || !options.out_dir.empty(), "write_traces", "needs out_dir");
   const std::vector<std::string> config_names =
