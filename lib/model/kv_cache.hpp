@@ -18,6 +18,12 @@ namespace musespark::detail {
 // so that a decode step can attend for all of them in a few batched products.
 struct KvPool {
   at::Tensor k, v;  // [layers, slots, kv_heads, capacity, head_dim]
+  // The memory is uninitialised (pages are touched only as positions are
+  // written), but batched decode reads every slot up to the longest one and
+  // masks the rest: a masked position still multiplies its V by 0, and
+  // garbage bits that make NaN or Inf would poison the row. Per slot, the
+  // positions [0, finite_upto) hold finite values (written or zeroed).
+  std::vector<int64_t> finite_upto;
 };
 
 struct KvSegment {

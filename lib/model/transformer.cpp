@@ -185,6 +185,7 @@ std::vector<std::shared_ptr<KvSegment>> Transformer::new_pooled_segments(int64_t
   // Uninitialised: pages are touched only as positions are written.
   pool->k = at::empty({config_.num_hidden_layers, count, config_.num_key_value_heads, capacity, config_.head_dim}, opts);
   pool->v = at::empty_like(pool->k);
+  pool->finite_upto.assign(static_cast<size_t>(count), 0);
   std::vector<std::shared_ptr<KvSegment>> out;
   for (int64_t i = 0; i < count; ++i) {
     auto seg = std::make_shared<KvSegment>();
@@ -292,6 +293,21 @@ at::Tensor Transformer::pooled_attention(std::span<const ForwardItem* const> ite
   const int64_t Lown = *std::max_element(lengths.begin(), lengths.end()) + 1;
   at::Tensor slot_t = at::tensor(slots, at::kLong);
   at::Tensor local_t = slot_t - s0;
+
+  // Positions an item reads but does not own (its length+1 .. Lown) are
+  // masked, yet multiplied by 0: make them finite once, in every layer, before
+  // the first layer reads them (they are overwritten as the sequence grows).
+  if (layer == 0) {
+    auto& finite = const_cast<KvPool&>(pool).finite_upto;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const int64_t from = std::max(finite[slots[i]], lengths[i] + 1);
+      if (from < Lown) {
+        pool.k.select(1, slots[i]).narrow(2, from, Lown - from).zero_();
+        pool.v.select(1, slots[i]).narrow(2, from, Lown - from).zero_();
+      }
+      finite[slots[i]] = std::max(finite[slots[i]], Lown);
+    }
+  }
 
   // Write the new K/V at each item's own position.
   at::Tensor pool_k = pool.k[layer], pool_v = pool.v[layer];  // [slots, kvh, capacity, hd]

@@ -1,7 +1,10 @@
 // Sequences, prefix sharing and batched decode on a tiny random model.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 
 #include "musespark/error.hpp"
 #include "musespark/generate.hpp"
@@ -223,6 +226,42 @@ TEST_CASE("runtime: pooled forks decode together exactly as alone, at different 
     for (auto& n : next) n = (n * 5 + 1) % 256;
   }
   CHECK_THROWS_AS(rt.fork_many(root, 0), Error);
+}
+
+TEST_CASE("runtime: pooled decode stays finite when the pool's memory held NaN before") {
+  // The pool's K/V are uninitialised. Hand the allocator blocks of exactly
+  // the pool's size (2 layers, 4 slots, 2 KV heads, 7 + 32 positions, head
+  // dim 16, f32) filled with NaN, so the pool is likely to be made of them.
+  const size_t bytes = size_t(2) * 4 * 2 * (7 + 32) * 16 * sizeof(float);
+  std::vector<void*> blocks(16, nullptr);
+  for (auto& b : blocks) {
+    REQUIRE(posix_memalign(&b, 64, bytes) == 0);
+    std::fill_n(static_cast<float*>(b), bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+  }
+  for (auto* b : blocks) std::free(b);
+
+  Runtime rt(tiny());
+  SequenceId root = rt.create();
+  rt.prefill(root, std::vector<int32_t>{7, 1, 8, 2, 8, 1, 8});
+  std::vector<SequenceId> pooled = rt.fork_many(root, 4, 32);
+  // Slot 1 runs 20 tokens ahead (as an agent does when a zoom-in's image is
+  // appended): the others' batched decode reads their masked positions up to it.
+  std::vector<int32_t> ahead(20);
+  for (int i = 0; i < 20; ++i) ahead[i] = 30 + i;
+  rt.prefill(pooled[1], ahead);
+  SequenceId alone = rt.fork(root, 32);
+  for (int step = 0; step < 3; ++step) {
+    std::vector<int32_t> tokens = {10, 20, 30, 40};
+    rt.decode(pooled, tokens);
+    rt.decode(std::span(&alone, 1), std::span(&tokens[0], 1));
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(step);
+      CAPTURE(i);
+      const auto logits = rt.logits(pooled[i]);
+      CHECK(std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }));
+    }
+    CHECK(max_diff(rt.logits(pooled[0]), rt.logits(alone)) < 1e-5);
+  }
 }
 
 TEST_CASE("stop_string_holdback: the longest end that may still become a stop string") {
