@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,27 @@ struct EvalTaskResult {
   int32_t zooms = 0;         // zoom-ins applied
   Mode mode_used = Mode::instant;
   int32_t escalations = 0;
+  // The first agent's mean token confidence: in Instant (and Auto) the
+  // number Auto compares with its escalation threshold. 0: no agent.
+  double confidence = 0;
+};
+
+// Auto's escalation threshold fitted to one report's instant and thinking
+// results on the same tasks: the threshold T that, answering with Instant
+// where Instant's confidence is at least T and with Thinking elsewhere, gets
+// the most tasks right (ties: the lowest T, which escalates least).
+// T is the midpoint between two neighbouring Instant confidences; below the
+// lowest it is the lowest (never escalate), above the highest, the highest
+// plus 1 (always escalate). Auto's further escalation to Contemplating is
+// not modelled. A model's config.json can carry it
+// ("musespark": {"auto_confidence_threshold": T}).
+struct AutoCalibration {
+  double threshold = 0;
+  int32_t tasks = 0;             // tasks both configurations answered
+  int32_t instant_correct = 0;
+  int32_t thinking_correct = 0;
+  int32_t rule_correct = 0;      // with the threshold
+  int32_t escalated = 0;         // tasks below it
 };
 
 // Totals over the tasks of one configuration in one group (or kind, or all).
@@ -194,6 +216,8 @@ struct EvalReport {
   std::vector<EvalCell> per_kind;    // per (config, kind)
   std::vector<EvalCell> overall;     // per config, group "all"
   std::vector<EvalTarget> targets;
+  // When instant and thinking both ran (on the same tasks): Auto's fitted threshold.
+  std::optional<AutoCalibration> auto_calibration;
   double seconds = 0;                // wall time of the whole evaluation
 
   // Recomputes groups, per_kind, overall and targets from `tasks` and `configs`.
@@ -209,6 +233,11 @@ struct EvalReport {
   // Error{io} naming the file that cannot be written.
   void write(const std::filesystem::path& directory) const;
 };
+
+// The calibration of AutoCalibration from the instant and thinking results
+// (matched by kind and index; tasks of other configurations are ignored).
+// nullopt when no task has both. Pure.
+std::optional<AutoCalibration> calibrate_auto(const std::vector<EvalTaskResult>& tasks);
 
 // Loads options.model_dir and runs every chosen configuration on
 // tasks_per_kind tasks of each chosen kind; writes the report to

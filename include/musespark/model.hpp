@@ -66,6 +66,10 @@ struct ModelInfo {
   // row of the embedding table (the roofline of DESIGN.md's "Performance").
   int64_t bytes_per_token = 0;
   std::vector<int32_t> eos_token_ids;  // from config.json (may be empty)
+  // Auto's escalation threshold calibrated for this model, from config.json's
+  // "musespark": {"auto_confidence_threshold": T} (written by
+  // scripts/train-default-model from `musespark eval`); 0: none.
+  double auto_confidence_threshold = 0;
 
   // Vision (models with a vision_config: a ViT and a projector).
   bool vision = false;

@@ -89,10 +89,11 @@ struct Request {
   bool aggregator = false;
 
   // Auto: escalate from Instant when its mean token confidence is below
-  // auto_confidence_threshold (0: 1.25 x ln(vocabulary size) — token
-  // confidence of a model that guesses uniformly is ln(vocabulary size)),
-  // and from Thinking when the winning answer's share of the vote is below
-  // auto_agreement_threshold.
+  // auto_confidence_threshold (0: the model's calibrated threshold,
+  // ModelInfo::auto_confidence_threshold, else 1.25 x ln(vocabulary size) —
+  // token confidence of a model that guesses uniformly is ln(vocabulary
+  // size)), and from Thinking when the winning answer's share of the vote is
+  // below auto_agreement_threshold.
   double auto_confidence_threshold = 0;
   double auto_agreement_threshold = 0.6;
 

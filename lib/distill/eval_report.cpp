@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -155,6 +156,46 @@ void EvalReport::summarize() {
     overall.push_back(detail::tally(tasks, c.name, "all", [](const EvalTaskResult&) { return true; }));
   }
   targets = detail::check_targets(*this);
+  auto_calibration = calibrate_auto(tasks);
+}
+
+std::optional<AutoCalibration> calibrate_auto(const std::vector<EvalTaskResult>& tasks) {
+  std::map<std::pair<std::string, uint64_t>, const EvalTaskResult*> thinking;
+  for (const auto& t : tasks)
+    if (t.config == "thinking") thinking[{t.kind, t.index}] = &t;
+  struct Pair {
+    double confidence;
+    bool instant, thinking;
+  };
+  std::vector<Pair> pairs;
+  for (const auto& t : tasks)
+    if (t.config == "instant")
+      if (auto it = thinking.find({t.kind, t.index}); it != thinking.end())
+        pairs.push_back({t.confidence, t.correct, it->second->correct});
+  if (pairs.empty()) return std::nullopt;
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.confidence < b.confidence; });
+
+  AutoCalibration c;
+  c.tasks = static_cast<int32_t>(pairs.size());
+  for (const auto& p : pairs) {
+    c.instant_correct += p.instant;
+    c.thinking_correct += p.thinking;
+  }
+  // Escalating the k least confident tasks: Thinking's answers below, Instant's above.
+  int32_t right = c.instant_correct, best = -1;
+  for (size_t k = 0; k <= pairs.size(); ++k) {
+    if (k > 0) right += static_cast<int32_t>(pairs[k - 1].thinking) - static_cast<int32_t>(pairs[k - 1].instant);
+    // A threshold exists between k-1 and k only where their confidences differ.
+    if (k > 0 && k < pairs.size() && pairs[k - 1].confidence == pairs[k].confidence) continue;
+    if (right <= best) continue;
+    best = right;
+    c.rule_correct = right;
+    c.escalated = static_cast<int32_t>(k);
+    c.threshold = k == 0 ? pairs.front().confidence
+                  : k == pairs.size() ? pairs.back().confidence + 1.0
+                                      : (pairs[k - 1].confidence + pairs[k].confidence) / 2;
+  }
+  return c;
 }
 
 namespace {
@@ -256,6 +297,14 @@ std::string EvalReport::markdown() const {
       md += fmt::format("| {} | {:+.1f}{} | {} | {} | {} |\n", t.description, t.value,
                         t.name == "early_stop" ? "%" : " points", t.target, t.met ? "yes" : "no", t.detail);
   }
+  if (auto_calibration) {
+    const AutoCalibration& a = *auto_calibration;
+    md += fmt::format(
+        "\n## Auto's threshold\n\nFitted on these tasks: escalate from Instant below a mean token confidence of "
+        "**{:.3f}**. Instant where at least that, Thinking below: {} of {} right ({} escalated), against Instant "
+        "alone {} and Thinking alone {}.\n",
+        a.threshold, a.rule_correct, a.tasks, a.escalated, a.instant_correct, a.thinking_correct);
+  }
   // "on", "on, share 0.6", "on, share 0.6, scatter 5".
   auto consensus_setting = [](const EvalConfig& c) {
     if (!c.consensus_stop) return std::string("off");
@@ -329,6 +378,15 @@ std::string EvalReport::to_json(int indent) const {
                       {"met", t.met},
                       {"detail", t.detail}});
   j["targets"] = std::move(ts);
+  if (auto_calibration) {
+    const AutoCalibration& a = *auto_calibration;
+    j["auto_calibration"] = Json{{"threshold", number(a.threshold)},
+                                 {"tasks", a.tasks},
+                                 {"instant_correct", a.instant_correct},
+                                 {"thinking_correct", a.thinking_correct},
+                                 {"rule_correct", a.rule_correct},
+                                 {"escalated", a.escalated}};
+  }
 
   Json tasks_json = Json::array();
   for (const auto& t : tasks)
@@ -346,7 +404,8 @@ std::string EvalReport::to_json(int indent) const {
                               {"agents", t.agents},
                               {"zooms", t.zooms},
                               {"mode_used", mode_name(t.mode_used)},
-                              {"escalations", t.escalations}});
+                              {"escalations", t.escalations},
+                              {"confidence", number(t.confidence)}});
   j["tasks"] = std::move(tasks_json);
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }

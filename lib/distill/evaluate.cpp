@@ -311,6 +311,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
                                                    [](const VisualAction& v) { return v.kind == "zoom" && v.applied; }));
       t.mode_used = trace.mode_used;
       t.escalations = static_cast<int32_t>(trace.escalations.size());
+      t.confidence = trace.agents.empty() ? 0.0 : trace.agents.front().confidence.mean;
       if (options.write_traces) {
         const nlohmann::ordered_json line = {{"config", t.config},
                                              {"kind", t.kind},

@@ -46,6 +46,20 @@ std::vector<int64_t> token_ids(const nlohmann::json& j, const std::string& key, 
   return ids;
 }
 
+// Our own settings of a model, calibrated on it: {"musespark":
+// {"auto_confidence_threshold": T}}. Returns T, or 0 without one.
+double parse_musespark_block(const nlohmann::json& j, const std::string& file) {
+  auto it = j.find("musespark");
+  if (it == j.end() || it->is_null()) return 0;
+  if (!it->is_object())
+    bad(ErrorKind::format, file, "musespark", std::string("expected an object or null, got ") + it->type_name());
+  for (const auto& [key, value] : it->items())
+    if (key != "auto_confidence_threshold")
+      bad(ErrorKind::format, file, "musespark." + key, "unknown setting (known: auto_confidence_threshold)");
+  if (!it->contains("auto_confidence_threshold")) return 0;
+  return within_field("musespark", [&] { return positive_number(*it, "auto_confidence_threshold", file, 0); });
+}
+
 RopeScaling parse_rope_scaling(const nlohmann::json& j, const std::string& file) {
   RopeScaling out;
   auto it = j.find("rope_scaling");
@@ -137,6 +151,7 @@ ModelConfig load_model_config(const std::filesystem::path& config_json) {
   c.torch_dtype = optional_string(j, "torch_dtype", file).value_or(optional_string(j, "dtype", file).value_or(""));
   c.bos_token_ids = token_ids(j, "bos_token_id", file, c.vocab_size);
   c.eos_token_ids = token_ids(j, "eos_token_id", file, c.vocab_size);
+  c.auto_confidence_threshold = parse_musespark_block(j, file);
 
   // What we do not implement is refused rather than silently ignored.
   if (auto act = optional_string(j, "hidden_act", file); act && *act != "silu")

@@ -36,6 +36,9 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
+  // "musespark": {"auto_confidence_threshold": T}: Auto's escalation
+  // threshold calibrated for this model (musespark eval); 0: none.
+  double auto_confidence_threshold = 0;
   std::string torch_dtype;            // as written in the file ("bfloat16", "float32", ...), may be empty
   std::vector<int64_t> bos_token_ids; // bos_token_id: an int or a list; may be empty
   std::vector<int64_t> eos_token_ids; // eos_token_id: an int or a list; may be empty

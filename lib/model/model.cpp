@@ -96,6 +96,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   info.parameter_count = impl->transformer->parameter_count();
   info.bytes_per_token = impl->transformer->bytes_per_token();
   for (int64_t id : config.eos_token_ids) info.eos_token_ids.push_back(static_cast<int32_t>(id));
+  info.auto_confidence_threshold = config.auto_confidence_threshold;
 
   if (auto vision = detail::load_vision_config(directory / "config.json")) {
     const std::string file = (directory / "config.json").string();

@@ -299,9 +299,11 @@ void run_auto(ModeContext& ctx) {
   run_instant(ctx);
   const AgentTrace& instant = ctx.trace.agents.back();
   const Request& r = ctx.request;
-  const double threshold = r.auto_confidence_threshold > 0
-                               ? r.auto_confidence_threshold
-                               : 1.25 * std::log(static_cast<double>(ctx.runtime.model().info().vocab_size));
+  const ModelInfo& info = ctx.runtime.model().info();
+  const double threshold = r.auto_confidence_threshold > 0 ? r.auto_confidence_threshold
+                           : info.auto_confidence_threshold > 0
+                               ? info.auto_confidence_threshold
+                               : 1.25 * std::log(static_cast<double>(info.vocab_size));
   const double confidence = instant.confidence.mean;
   if (ctx.state.cancelled) return;
   if (!instant.normalized_answer.empty() && confidence >= threshold) return;

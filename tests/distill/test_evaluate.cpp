@@ -83,6 +83,72 @@ EvalOptions quick_options(std::vector<std::string> configs, std::vector<std::str
   return o;
 }
 
+// An instant and a thinking result for task `index` of "arithmetic".
+void add_pair(std::vector<EvalTaskResult>& tasks, uint64_t index, double instant_confidence, bool instant_right,
+              bool thinking_right) {
+  EvalTaskResult i = result("instant", "arithmetic", instant_right, 3);
+  i.index = index;
+  i.confidence = instant_confidence;
+  EvalTaskResult t = result("thinking", "arithmetic", thinking_right, 100);
+  t.index = index;
+  t.confidence = 1;  // not used
+  tasks.push_back(i);
+  tasks.push_back(t);
+}
+
+}  // namespace
+
+TEST_CASE("eval: Auto's threshold is fitted where Instant stops being the better answer") {
+  std::vector<EvalTaskResult> tasks;
+  // Unsure Instant is wrong where Thinking is right; sure Instant is right.
+  add_pair(tasks, 0, 6.0, false, true);
+  add_pair(tasks, 1, 7.0, false, true);
+  add_pair(tasks, 2, 8.0, false, false);
+  add_pair(tasks, 3, 10.0, true, false);
+  add_pair(tasks, 4, 12.0, true, true);
+  auto c = calibrate_auto(tasks);
+  REQUIRE(c);
+  CHECK(c->tasks == 5);
+  CHECK(c->instant_correct == 2);
+  CHECK(c->thinking_correct == 3);
+  CHECK(c->rule_correct == 4);
+  CHECK(c->escalated == 2);           // the lowest threshold with 4 right: between 7 and 8
+  CHECK(c->threshold == doctest::Approx(7.5));
+
+  // Thinking always better: escalate everything (above the highest confidence).
+  std::vector<EvalTaskResult> doubt;
+  add_pair(doubt, 0, 6.0, false, true);
+  add_pair(doubt, 1, 9.0, false, true);
+  c = calibrate_auto(doubt);
+  REQUIRE(c);
+  CHECK(c->escalated == 2);
+  CHECK(c->threshold == doctest::Approx(10.0));
+
+  // Instant never worse: never escalate (the lowest confidence).
+  std::vector<EvalTaskResult> calm;
+  add_pair(calm, 0, 6.0, true, true);
+  add_pair(calm, 1, 9.0, false, false);
+  c = calibrate_auto(calm);
+  REQUIRE(c);
+  CHECK(c->escalated == 0);
+  CHECK(c->threshold == doctest::Approx(6.0));
+
+  // Equal confidences are never split; tasks of one configuration alone give nothing.
+  std::vector<EvalTaskResult> tied;
+  add_pair(tied, 0, 8.0, false, true);
+  add_pair(tied, 1, 8.0, true, false);
+  add_pair(tied, 2, 8.0, false, true);
+  c = calibrate_auto(tied);
+  REQUIRE(c);
+  CHECK(c->escalated == 3);
+  CHECK(c->threshold == doctest::Approx(9.0));
+  tied.erase(std::remove_if(tied.begin(), tied.end(), [](const EvalTaskResult& t) { return t.config == "thinking"; }),
+             tied.end());
+  CHECK_FALSE(calibrate_auto(tied));
+}
+
+namespace {
+
 std::string read_text(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::stringstream s;
@@ -315,6 +381,7 @@ TEST_CASE("eval: a run on a tiny vision model writes the table, the JSON and the
     CHECK(t.correct == (!t.got.empty() && t.got == t.expected));
     CHECK(t.expected == normalize_answer(t.expected));
     CHECK(t.agents == (t.config == "instant" ? 1 : 4));
+    CHECK(t.confidence > 0);
     if (t.config == "thinking-nozoom") CHECK(t.zooms == 0);
   }
   // Every configuration answers the same tasks.
@@ -322,6 +389,13 @@ TEST_CASE("eval: a run on a tiny vision model writes the table, the JSON and the
 
   const auto j = nlohmann::json::parse(read_text(out / "eval.json"));
   CHECK(j["schema_version"] == 1);
+  // instant and thinking ran on the same tasks: Auto's threshold is fitted and reported.
+  REQUIRE(r.auto_calibration);
+  CHECK(r.auto_calibration->tasks == 8);
+  CHECK(j["auto_calibration"]["tasks"] == 8);
+  CHECK(j["auto_calibration"]["threshold"] == doctest::Approx(r.auto_calibration->threshold));
+  CHECK(j["tasks"][0]["confidence"].get<double>() > 0);
+  CHECK(read_text(out / "eval.md").find("## Auto's threshold") != std::string::npos);
   CHECK(j["seed"] == kEvalSeed);
   CHECK(j["tasks_per_kind"] == 1);
   CHECK(j["model"]["vision"] == true);

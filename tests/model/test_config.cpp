@@ -169,6 +169,12 @@ TEST_CASE("config: defaults and accepted spellings") {
   ModelConfig c2 = load(q);
   CHECK(c2.head_dim == 64);
   CHECK(c2.rope_scaling.kind == RopeScalingKind::none);
+  CHECK(c2.auto_confidence_threshold == 0);  // no "musespark" block
+
+  q["musespark"] = {{"auto_confidence_threshold", 9.5}};
+  CHECK(load(q).auto_confidence_threshold == 9.5);
+  q["musespark"] = json::object();
+  CHECK(load(q).auto_confidence_threshold == 0);
 }
 
 TEST_CASE("config: errors name config.json and the field") {
@@ -263,6 +269,17 @@ TEST_CASE("config: errors name config.json and the field") {
     j = llama_config();
     j["rope_scaling"].erase("rope_type");
     expect_error(j, ErrorKind::format, "rope_scaling.rope_type", {"missing"});
+  }
+  SUBCASE("our own settings") {
+    json j = qwen3_config();
+    j["musespark"] = 3;
+    expect_error(j, ErrorKind::format, "musespark", {"object"});
+    j["musespark"] = {{"auto_confidence_threshold", -1}};
+    expect_error(j, ErrorKind::format, "musespark.auto_confidence_threshold", {"positive"});
+    j["musespark"] = {{"auto_confidence_threshold", "high"}};
+    expect_error(j, ErrorKind::format, "musespark.auto_confidence_threshold");
+    j["musespark"] = {{"auto_threshold", 9}};
+    expect_error(j, ErrorKind::format, "musespark.auto_threshold", {"unknown"});
   }
   SUBCASE("token ids") {
     json j = llama_config();

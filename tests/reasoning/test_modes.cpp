@@ -3,6 +3,8 @@
 // determinism. (Accuracy is measured on the trained default model.)
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -409,6 +411,42 @@ TEST_CASE("modes: auto escalates on low confidence, then on disagreement") {
   CHECK(calm.trace.escalations.empty());
   CHECK(calm.trace.agents.size() == 1);
   CHECK(calm.trace.mode_used == Mode::instant);
+}
+
+TEST_CASE("modes: auto takes the model's calibrated threshold unless the request sets one") {
+  // The thinker's files, with config.json's "musespark" block set to `threshold`.
+  auto calibrated = [](const std::string& name, double threshold) {
+    const auto from = thinker().model_info().directory;
+    const auto dir = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-models" / name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::copy(from, dir, std::filesystem::copy_options::recursive);
+    std::ifstream in(dir / "config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    in.close();
+    config["musespark"] = {{"auto_confidence_threshold", threshold}};
+    std::ofstream(dir / "config.json") << config.dump(2);
+    return Engine::load(dir);
+  };
+  Request req = Request::question("What is 12 + 30?", Mode::automatic, Effort::minimal);
+  req.budgets.agents = 2;
+  req.budgets.max_thinking_tokens = 6;
+  req.budgets.max_answer_tokens = 4;
+  req.auto_agreement_threshold = 0;  // no Contemplating
+
+  const Engine doubtful = calibrated("modes-auto-doubtful-" + std::to_string(::getpid()), 1e9);
+  CHECK(doubtful.model_info().auto_confidence_threshold == 1e9);
+  Result r = doubtful.ask(req);
+  REQUIRE(r.trace.escalations.size() == 1);
+  CHECK(r.trace.escalations[0].threshold == 1e9);
+  CHECK(r.trace.mode_used == Mode::thinking);
+  req.auto_confidence_threshold = 1e-9;  // the request's own wins
+  CHECK(doubtful.ask(req).trace.escalations.empty());
+
+  req.auto_confidence_threshold = 0;
+  const Engine sure = calibrated("modes-auto-sure-" + std::to_string(::getpid()), 1e-9);
+  CHECK(sure.ask(req).trace.escalations.empty());
+  std::filesystem::remove_all(doubtful.model_info().directory);
+  std::filesystem::remove_all(sure.model_info().directory);
 }
 
 TEST_CASE("modes: deadline and total token cap stop the agents") {
