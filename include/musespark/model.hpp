@@ -61,6 +61,8 @@ struct ModelInfo {
   bool tied_embeddings = false;
   DType dtype = DType::f32;
   int threads = 1;                   // as resolved from ModelOptions
+  // Every weight loaded: the text transformer and, for a model with vision,
+  // its vision tower and projector.
   int64_t parameter_count = 0;
   // Bytes of weights read to decode one token: every matrix once, plus one
   // row of the embedding table (the roofline of DESIGN.md's "Performance").

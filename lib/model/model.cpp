@@ -116,6 +116,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
     info.vision_end_token = vision->vision_end_token;
     impl->vision = std::make_unique<detail::VisionEncoder>(*vision, store, config.hidden_size, dtype);
     info.image_tokens = impl->vision->tokens_per_image();
+    info.parameter_count += impl->vision->parameter_count();
   }
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

@@ -23,6 +23,7 @@ TEST_CASE("default model: loads as the student shape, with vision and the byte-l
   CHECK(info.num_layers == s.num_layers);
   CHECK(info.vocab_size == 268);
   CHECK(info.vision);
+  CHECK(info.parameter_count == 2192448);  // text 1,774,016 + vision tower and projector 418,432
   CHECK(info.image_tokens == (s.image_size / s.patch_size) * (s.image_size / s.patch_size));
   CHECK(engine.chat_template().opens_think());
 }

@@ -319,3 +319,19 @@ TEST_CASE("vision encoder: the text model still loads from a multimodal folder")
   // Without a tokenizer, the image tokens take the ids just below bos/eos.
   CHECK(l.vision.image_token_id == 512 - 3);
 }
+
+TEST_CASE("vision encoder: a multimodal model counts the vision tower and projector among its parameters") {
+  Loaded l = load(kGelu);
+  auto model = musespark::Model::load(l.dir);
+  REQUIRE(model->info().vision);
+  // Every tensor the folder holds is a weight the model loads.
+  const auto store = musespark::detail::WeightStore::open(l.dir);
+  int64_t in_file = 0, vision_part = 0;
+  for (const std::string& name : store.names()) {
+    const int64_t n = store.find(name)->numel();
+    in_file += n;
+    if (name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0) vision_part += n;
+  }
+  CHECK(vision_part > 0);
+  CHECK(model->info().parameter_count == in_file);
+}
