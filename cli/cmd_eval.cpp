@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -33,10 +34,11 @@ struct EvalArgs {
   int32_t max_thinking_tokens = 0;
   int32_t max_answer_tokens = 0;
   int32_t window = EvalOptions{}.confidence_window;
-  double keep = EvalOptions{}.keep_fraction;
-  double consensus_share = EvalOptions{}.consensus_share;
-  int32_t scatter_stop = EvalOptions{}.scatter_stop;
-  int32_t warmup_agents = 0;
+  // Unset: each configuration's own (EvalOptions).
+  std::optional<double> keep;
+  std::optional<double> consensus_share;
+  std::optional<int32_t> scatter_stop;
+  std::optional<int32_t> warmup_agents;
   int32_t max_zooms = EvalOptions{}.max_zooms;
   bool quiet = false;
   bool traces = false;
@@ -132,15 +134,16 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-answer-tokens", args->max_answer_tokens, "per agent (default: the effort's)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--window", args->window, "tokens per confidence group (early stop)")->check(CLI::Range(1, 4096));
-  cmd->add_option("--keep", args->keep, "early stop: share of warm-up confidence kept (threshold percentile)")
+  cmd->add_option("--keep", args->keep, "early stop: share of warm-up confidence kept (threshold percentile; default 0.9, deepconf-8 1)")
       ->check(CLI::Range(0.01, 1.0));
   cmd->add_option("--consensus-share", args->consensus_share,
-                  "consensus stop also once the warm-up agents agree this much (0: off)")
+                  "consensus stop also once the warm-up agents agree this much (0: off; default off, deepconf-8 0.6)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--scatter-stop", args->scatter_stop,
-                  "consensus stop also once this many agents voted and no two agreed (0: off; else at least 2)")
+                  "consensus stop also once this many agents voted and no two agreed (0: off; else at least 2; "
+                  "default off, deepconf-8 5)")
       ->check(CLI::Range(0, 64));
-  cmd->add_option("--warmup-agents", args->warmup_agents, "early stop: warm-up agents (default: a quarter, at least 2)")
+  cmd->add_option("--warmup-agents", args->warmup_agents, "early stop: warm-up agents (default: a quarter, at least 2; deepconf-8 3)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent (thinking-nozoom: 0)")
       ->check(CLI::NonNegativeNumber);

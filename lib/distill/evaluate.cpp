@@ -30,7 +30,8 @@ constexpr ConfigSpec kConfigs[] = {
              "and budgets) on disagreement"},
     {"thinking-nozoom", "Thinking with zoom-ins disabled (max_zooms = 0), on the visual kinds"},
     {"vote-8", "Thinking, 8 agents, plain voting: no early stop, no consensus stop"},
-    {"deepconf-8", "Thinking, 8 agents, DeepConf early stop (warm-up agents first) and consensus stop"},
+    {"deepconf-8", "Thinking, 8 agents, DeepConf early stop (warm-up agents first) and consensus stop, with "
+                   "adaptive sampling and the scatter stop"},
 };
 
 std::string known_list(const std::vector<std::string>& names) {
@@ -86,10 +87,15 @@ EvalConfig resolve(const ConfigSpec& spec, const EvalOptions& o, const std::vect
   c.effort = o.effort;
   c.max_answer_tokens = o.max_answer_tokens > 0 ? o.max_answer_tokens : e.max_answer_tokens;
   c.confidence_window = o.confidence_window;
-  c.keep_fraction = o.keep_fraction;
-  c.consensus_share = o.consensus_share;
-  c.scatter_stop = o.scatter_stop;
-  c.warmup_agents = o.warmup_agents;
+  // The stop settings: as set, else the configuration's own (deepconf-8's
+  // below, the others the engine's).
+  const Request engine_defaults;
+  const bool deepconf = name == "deepconf-8";
+  c.keep_fraction = o.keep_fraction.value_or(deepconf ? kDeepConfStops.keep_fraction : engine_defaults.keep_fraction);
+  c.consensus_share =
+      o.consensus_share.value_or(deepconf ? kDeepConfStops.consensus_share : engine_defaults.consensus_share);
+  c.scatter_stop = o.scatter_stop.value_or(deepconf ? kDeepConfStops.scatter_stop : engine_defaults.scatter_stop);
+  c.warmup_agents = o.warmup_agents.value_or(deepconf ? kDeepConfStops.warmup_agents : engine_defaults.warmup_agents);
   c.max_zooms = o.max_zooms;
   c.kinds = kinds;
   const int32_t thinking_tokens = o.max_thinking_tokens > 0 ? o.max_thinking_tokens : e.max_thinking_tokens;
@@ -200,10 +206,10 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   // The stop settings, by the engine's own rules (an error names the field).
   Request stops;
   stops.confidence_window = options.confidence_window;
-  stops.keep_fraction = options.keep_fraction;
-  stops.consensus_share = options.consensus_share;
-  stops.scatter_stop = options.scatter_stop;
-  stops.warmup_agents = options.warmup_agents;
+  stops.keep_fraction = options.keep_fraction.value_or(stops.keep_fraction);
+  stops.consensus_share = options.consensus_share.value_or(stops.consensus_share);
+  stops.scatter_stop = options.scatter_stop.value_or(stops.scatter_stop);
+  stops.warmup_agents = options.warmup_agents.value_or(stops.warmup_agents);
   validate_stops(stops);
   check_range(options.max_zooms >= 0, "max_zooms", "must be >= 0");
   check_range(!options.write_traces || !options.out_dir.empty(), "write_traces", "needs out_dir");

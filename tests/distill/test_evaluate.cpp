@@ -456,6 +456,58 @@ TEST_CASE("eval: the same seed gives the same answers, another seed other tasks"
   CHECK(c.tasks[0].question != a.tasks[0].question);
 }
 
+TEST_CASE("eval: deepconf-8 has its own stop settings unless they are set, and they reach the engine") {
+  auto out = temp_dir("eval-deepconf-stops");
+  EvalOptions o = quick_options({"thinking", "deepconf-8"}, {"arithmetic"}, 1);
+  o.out_dir = out;
+  o.write_traces = true;
+  auto requests = [&] {
+    std::vector<nlohmann::json> v;
+    std::istringstream lines(read_text(out / "traces.jsonl"));
+    for (std::string line; std::getline(lines, line);) v.push_back(nlohmann::json::parse(line)["trace"]["request"]);
+    return v;
+  };
+
+  const Request engine;
+  EvalReport r = evaluate(seer(), o);
+  REQUIRE(r.configs.size() == 2);
+  const EvalConfig &thinking = r.configs[0], &deepconf = r.configs[1];
+  CHECK(thinking.keep_fraction == engine.keep_fraction);
+  CHECK(thinking.consensus_share == 0);
+  CHECK(thinking.scatter_stop == 0);
+  CHECK(thinking.warmup_agents == 0);
+  CHECK(deepconf.keep_fraction == kDeepConfStops.keep_fraction);
+  CHECK(deepconf.consensus_share == kDeepConfStops.consensus_share);
+  CHECK(deepconf.scatter_stop == kDeepConfStops.scatter_stop);
+  CHECK(deepconf.warmup_agents == kDeepConfStops.warmup_agents);
+  CHECK(kDeepConfStops.scatter_stop == 5);  // the values docs/eval.md and the model card report
+  CHECK(kDeepConfStops.consensus_share == 0.6);
+  auto req = requests();
+  REQUIRE(req.size() == 2);
+  CHECK(req[0]["keep_fraction"] == 0.9);
+  CHECK(req[0]["scatter_stop"] == 0);
+  CHECK(req[1]["keep_fraction"] == 1.0);
+  CHECK(req[1]["consensus_share"] == 0.6);
+  CHECK(req[1]["scatter_stop"] == 5);
+  CHECK(r.markdown().find("| deepconf-8 | thinking | 8 | 8 | 4 | on | on, share 0.6, scatter 5 | 8 | 1 | 3, first |") !=
+        std::string::npos);
+
+  // Set, a setting applies to both.
+  o.keep_fraction = 0.5;
+  o.scatter_stop = 0;
+  r = evaluate(seer(), o);
+  for (const EvalConfig& c : r.configs) {
+    CAPTURE(c.name);
+    CHECK(c.keep_fraction == 0.5);
+    CHECK(c.scatter_stop == 0);
+  }
+  CHECK(r.configs[1].consensus_share == kDeepConfStops.consensus_share);  // still its own
+  req = requests();
+  REQUIRE(req.size() == 2);
+  CHECK(req[1]["keep_fraction"] == 0.5);
+  CHECK(req[1]["scatter_stop"] == 0);
+}
+
 TEST_CASE("eval: with write_traces, traces.jsonl holds every task's whole reasoning trace, one per line") {
   auto out = temp_dir("eval-traces");
   EvalOptions o = quick_options({"instant", "contemplating"}, {"arithmetic", "count_color"}, 1);

@@ -44,9 +44,21 @@ def test_eval_prints_the_table_and_writes_the_report(model, tmp_path):
     assert deepconf["name"] == "deepconf-8"
     assert deepconf["settings"]["agents"] == 8 and deepconf["settings"]["confidence_window"] == 4
     assert deepconf["settings"]["early_stop"] is True and deepconf["settings"]["warmup_first"] is True
+    # Without the stop options, deepconf-8 runs its own (DeepConf with adaptive sampling)...
+    assert (deepconf["settings"]["warmup_agents"], deepconf["settings"]["keep_fraction"],
+            deepconf["settings"]["consensus_share"], deepconf["settings"]["scatter_stop"]) == (3, 1, 0.6, 5)
     assert [t["config"] for t in report["tasks"]] == ["instant", "instant", "deepconf-8", "deepconf-8"]
     assert all(t["tokens"] > 0 for t in report["tasks"])
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # ...and with them, what they say.
+    p = run("--model", model, "--out", tmp_path / "plain", "--tasks", 1, "--kinds", "arithmetic", "--configs", "deepconf-8",
+            "--max-thinking-tokens", 8, "--max-answer-tokens", 4, "--threads", 1, "--quiet",
+            "--warmup-agents", 2, "--keep", 0.9, "--consensus-share", 0, "--scatter-stop", 0)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    settings = json.loads((tmp_path / "plain" / "eval.json").read_text())["configs"][0]["settings"]
+    assert (settings["warmup_agents"], settings["keep_fraction"], settings["consensus_share"],
+            settings["scatter_stop"]) == (2, 0.9, 0, 0)
 
 
 def test_eval_errors_name_the_option(model, tmp_path):
