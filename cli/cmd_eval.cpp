@@ -18,6 +18,7 @@
 #include "common.hpp"
 #include "model_args.hpp"
 #include "musespark/evaluate.hpp"
+#include "musespark/request.hpp"
 
 namespace musespark::cli {
 namespace {
@@ -134,16 +135,24 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-answer-tokens", args->max_answer_tokens, "per agent (default: the effort's)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--window", args->window, "tokens per confidence group (early stop)")->check(CLI::Range(1, 4096));
-  cmd->add_option("--keep", args->keep, "early stop: share of warm-up confidence kept (threshold percentile; default 0.9, deepconf-8 1)")
+  // Help names each default; deepconf-8's are kDeepConfStops.
+  const Request engine;
+  const DeepConfStops& dc = kDeepConfStops;
+  cmd->add_option("--keep", args->keep,
+                  fmt::format("early stop: share of warm-up confidence kept (threshold percentile; default {:g}, "
+                              "deepconf-8 {:g})", engine.keep_fraction, dc.keep_fraction))
       ->check(CLI::Range(0.01, 1.0));
   cmd->add_option("--consensus-share", args->consensus_share,
-                  "consensus stop also once the warm-up agents agree this much (0: off; default off, deepconf-8 0.6)")
+                  fmt::format("consensus stop also once the warm-up agents agree this much (0: off; default off, "
+                              "deepconf-8 {:g})", dc.consensus_share))
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--scatter-stop", args->scatter_stop,
-                  "consensus stop also once this many agents voted and no two agreed (0: off; else at least 2; "
-                  "default off, deepconf-8 5)")
+                  fmt::format("consensus stop also once this many agents voted and no two agreed (0: off; else at "
+                              "least 2; default off, deepconf-8 {})", dc.scatter_stop))
       ->check(CLI::Range(0, 64));
-  cmd->add_option("--warmup-agents", args->warmup_agents, "early stop: warm-up agents (default: a quarter, at least 2; deepconf-8 3)")
+  cmd->add_option("--warmup-agents", args->warmup_agents,
+                  fmt::format("early stop: warm-up agents (default: a quarter, at least 2; deepconf-8 {})",
+                              dc.warmup_agents))
       ->check(CLI::Range(1, 64));
   cmd->add_option("--max-zooms", args->max_zooms, "zoom-ins per agent (thinking-nozoom: 0)")
       ->check(CLI::NonNegativeNumber);

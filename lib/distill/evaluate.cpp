@@ -88,14 +88,16 @@ EvalConfig resolve(const ConfigSpec& spec, const EvalOptions& o, const std::vect
   c.max_answer_tokens = o.max_answer_tokens > 0 ? o.max_answer_tokens : e.max_answer_tokens;
   c.confidence_window = o.confidence_window;
   // The stop settings: as set, else the configuration's own (deepconf-8's
-  // below, the others the engine's).
-  const Request engine_defaults;
-  const bool deepconf = name == "deepconf-8";
-  c.keep_fraction = o.keep_fraction.value_or(deepconf ? kDeepConfStops.keep_fraction : engine_defaults.keep_fraction);
-  c.consensus_share =
-      o.consensus_share.value_or(deepconf ? kDeepConfStops.consensus_share : engine_defaults.consensus_share);
-  c.scatter_stop = o.scatter_stop.value_or(deepconf ? kDeepConfStops.scatter_stop : engine_defaults.scatter_stop);
-  c.warmup_agents = o.warmup_agents.value_or(deepconf ? kDeepConfStops.warmup_agents : engine_defaults.warmup_agents);
+  // kDeepConfStops, the others the engine's).
+  const Request engine;
+  const DeepConfStops own =
+      name == "deepconf-8"
+          ? kDeepConfStops
+          : DeepConfStops{engine.warmup_agents, engine.keep_fraction, engine.consensus_share, engine.scatter_stop};
+  c.keep_fraction = o.keep_fraction.value_or(own.keep_fraction);
+  c.consensus_share = o.consensus_share.value_or(own.consensus_share);
+  c.scatter_stop = o.scatter_stop.value_or(own.scatter_stop);
+  c.warmup_agents = o.warmup_agents.value_or(own.warmup_agents);
   c.max_zooms = o.max_zooms;
   c.kinds = kinds;
   const int32_t thinking_tokens = o.max_thinking_tokens > 0 ? o.max_thinking_tokens : e.max_thinking_tokens;
