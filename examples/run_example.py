@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs one example host and checks what it prints (used by ctest).
 
-    run_example.py --name NAME [--out-dir DIR] [--agents N] [--timeout S] -- COMMAND...
+    run_example.py --name NAME [--out-dir DIR] [--agents N] [--timeout S] [--skip-code K] -- COMMAND...
     run_example.py --make-image PATH
     run_example.py --agree DIR NAME...
 
@@ -15,6 +15,9 @@ and the vote must add up (shares to 100%, votes to at most N agents). With
 --out-dir the output is kept as DIR/NAME.txt, and --agree then checks that
 every host printed the same thing (same model, image, question and seed).
 A missing tool (cargo, node, valgrind, python3) is a failure, not a skip.
+With --skip-code K, a command that exits K is skipped (its message is shown
+and K is returned: ctest's SKIP_RETURN_CODE), as tests/tools/memcheck.py
+does where valgrind cannot run on this CPU.
 """
 import argparse
 import os
@@ -92,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(name, f"timed out after {args.timeout} s: {' '.join(command)}")
     except OSError as e:
         return fail(name, f"cannot run {' '.join(command)}: {e}")
+    if args.skip_code is not None and proc.returncode == args.skip_code:
+        sys.stdout.write(proc.stdout)
+        sys.stdout.write(proc.stderr)
+        print(f"SKIP {name}")
+        return args.skip_code
     if proc.returncode != 0:
         return fail(name, f"exit status {proc.returncode}", proc.stdout, proc.stderr)
     problem = check_output(proc.stdout, args.agents)
@@ -152,6 +160,7 @@ def main() -> int:
     p.add_argument("--out-dir")
     p.add_argument("--agents", type=int, default=None, help="the number of agents the host must report")
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--skip-code", type=int, default=None, help="the command's exit status that means 'skipped'")
     p.add_argument("--make-image", metavar="PATH")
     p.add_argument("--agree", metavar="DIR")
     p.add_argument("command", nargs=argparse.REMAINDER)

@@ -13,6 +13,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -64,6 +65,17 @@ musespark_status status_of(ErrorKind kind) {
     case ErrorKind::internal: return MUSESPARK_STATUS_INTERNAL;
   }
   return MUSESPARK_STATUS_INTERNAL;
+}
+
+// The number a C caller stored in an enum-typed field or argument. C lets it
+// be any int; in C++, reading an enum object whose value is outside the
+// enumerators' range is undefined, so the bytes are read as the integer.
+template <class Enum>
+int enum_value(const Enum& value) {
+  std::underlying_type_t<Enum> raw;
+  static_assert(sizeof raw == sizeof value);
+  std::memcpy(&raw, &value, sizeof raw);
+  return static_cast<int>(raw);
 }
 
 // A status other than an ErrorKind's (BUFFER_TOO_SMALL) travels as this.
@@ -344,12 +356,13 @@ musespark_status musespark_engine_load(const char* model_dir, const musespark_en
       p = read_in(params, p);
     }
     musespark::EngineOptions options;
-    switch (static_cast<int>(p.dtype)) {
+    const int dtype = enum_value(p.dtype);
+    switch (dtype) {
       case MUSESPARK_DTYPE_F32: options.model.dtype = musespark::DType::f32; break;
       case MUSESPARK_DTYPE_BF16: options.model.dtype = musespark::DType::bf16; break;
       case MUSESPARK_DTYPE_INT8: options.model.dtype = musespark::DType::int8; break;
       default: bad_argument(fn, "params->dtype", fmt::format("must be F32 (0), BF16 (1) or INT8 (2), got {}",
-                                                                   static_cast<int>(p.dtype)));
+                                                                   dtype));
     }
     if (p.threads < 0) bad_argument(fn, "params->threads", "must not be negative");
     if (p.max_context < 0) bad_argument(fn, "params->max_context", "must not be negative");
@@ -462,12 +475,13 @@ musespark_status musespark_request_set_mode(musespark_request* request, musespar
   const char* const fn = __func__;
   return guarded([&] {
     require(request, fn, "request");
-    switch (static_cast<int>(mode)) {
+    const int mode_number = enum_value(mode);
+    switch (mode_number) {
       case MUSESPARK_MODE_INSTANT: request->request.mode = musespark::Mode::instant; break;
       case MUSESPARK_MODE_THINKING: request->request.mode = musespark::Mode::thinking; break;
       case MUSESPARK_MODE_CONTEMPLATING: request->request.mode = musespark::Mode::contemplating; break;
       case MUSESPARK_MODE_AUTO: request->request.mode = musespark::Mode::automatic; break;
-      default: bad_argument(fn, "mode", fmt::format("must be 0 to 3, got {}", static_cast<int>(mode)));
+      default: bad_argument(fn, "mode", fmt::format("must be 0 to 3, got {}", mode_number));
     }
   });
 }
@@ -476,7 +490,7 @@ musespark_status musespark_request_set_effort(musespark_request* request, musesp
   const char* const fn = __func__;
   return guarded([&] {
     require(request, fn, "request");
-    const int e = static_cast<int>(effort);
+    const int e = enum_value(effort);
     if (e < MUSESPARK_EFFORT_MINIMAL || e > MUSESPARK_EFFORT_XHIGH)
       bad_argument(fn, "effort", fmt::format("must be 0 to 4, got {}", e));
     request->request.effort = static_cast<musespark::Effort>(e);  // same order as musespark::Effort

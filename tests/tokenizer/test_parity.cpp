@@ -108,7 +108,9 @@ TEST_CASE("tokenizer speed: 1 MB of English-like text encodes well under a secon
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     MESSAGE(family << ": encoded " << text.size() / 1e6 << " MB into " << ids.size() << " tokens in " << seconds
                    << " s (" << text.size() / 1e6 / seconds << " MB/s)");
+#ifndef MUSESPARK_SANITIZED  // instrumented code is several times slower
     CHECK(seconds < 1.0);
+#endif
     CHECK(tokenizer.decode(ids) == text);
   }
 }
