@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace musespark {
@@ -159,6 +160,16 @@ struct ReasoningTrace {
   // The JSON document of docs/trace.md. `indent` < 0: one line.
   // Deterministic: equal traces give equal strings.
   std::string to_json(int indent = -1) const;
+
+  // Reads a document of docs/trace.md (what to_json writes and the viewer
+  // opens): schema_version 1 and `agents` are required; other keys may be
+  // absent (a trace from an older 1.x writer) and take the defaults above;
+  // keys it does not know are ignored; `null` numbers read as NaN.
+  // from_json(t.to_json()).to_json() == t.to_json() for every trace t.
+  // Throws Error{format} naming `source` (used as the file) and the field
+  // ("agents[2].confidence.mean") when the text is not JSON, a field has the
+  // wrong type, an enum name is unknown or schema_version is not 1.
+  static ReasoningTrace from_json(std::string_view json, const std::string& source = "trace");
 };
 
 }  // namespace musespark

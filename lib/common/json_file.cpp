@@ -1,21 +1,29 @@
 #include "common/json_file.hpp"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace musespark::detail {
+
+nlohmann::json parse_json(std::string_view text, const std::string& file, const std::string& field) {
+  try {
+    return nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(ErrorKind::format, file, field, "malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::out_of_range&) {
+    // 406: a number literal beyond the range of a double (1e400).
+    throw Error(ErrorKind::format, file, field, "a number is too large for a double (beyond 1.8e308)");
+  }
+}
 
 nlohmann::json read_json_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::io, file.string(), "", "cannot open file");
   std::ostringstream text;
   text << in.rdbuf();
-  try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(ErrorKind::format, file.string(), "",
-                "malformed JSON at byte " + std::to_string(e.byte));
-  }
+  return parse_json(text.str(), file.string());
 }
 
 namespace {
@@ -35,11 +43,22 @@ const nlohmann::json* find(const nlohmann::json& object, const std::string& key)
 std::optional<int64_t> optional_int(const nlohmann::json& object, const std::string& key, const std::string& file) {
   const auto* v = find(object, key);
   if (!v) return std::nullopt;
+  auto out_of_range = [&] {
+    throw Error(ErrorKind::format, file, key, "integer " + v->dump() + " is out of range (beyond 64 bits)");
+  };
+  if (v->is_number_unsigned()) {
+    if (v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) out_of_range();
+    return static_cast<int64_t>(v->get<uint64_t>());
+  }
   if (v->is_number_integer()) return v->get<int64_t>();
-  // Integers written as 2.0 are accepted; 2.5 is not.
+  // Integers written as 2.0 are accepted; 2.5 is not. (The range check comes
+  // first: converting a double beyond int64 is undefined; found by fuzzing.)
   if (v->is_number_float()) {
     double d = v->get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    if (d == std::trunc(d)) {
+      if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) out_of_range();
+      return static_cast<int64_t>(d);
+    }
   }
   wrong_type(file, key, "an integer", *v);
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,11 @@
 #include "musespark/error.hpp"
 
 namespace musespark::detail {
+
+// Parses JSON text. Throws Error{format} naming `file` and `field` (either may
+// be empty) when it is not JSON ("malformed JSON at byte N", counted from
+// the start of `text`) or holds a number no double can hold.
+nlohmann::json parse_json(std::string_view text, const std::string& file, const std::string& field = "");
 
 // Reads and parses a JSON file. Throws Error{io} if it cannot be read and
 // Error{format} (with the parser's byte position) if it is not JSON.

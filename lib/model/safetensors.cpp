@@ -119,12 +119,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
                     file_size));
 
   const char* header_text = reinterpret_cast<const char*>(base + 8);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(header_text, header_text + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
-    bad(file, "header", fmt::format("malformed JSON at byte {} of the header", e.byte));
-  }
+  const nlohmann::json header = detail::parse_json(std::string_view(header_text, header_len), file, "header");
   if (!header.is_object()) bad(file, "header", std::string("expected a JSON object, got ") + header.type_name());
 
   const std::byte* data_section = base + 8 + header_len;

@@ -6,8 +6,11 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
+#include "common/json_file.hpp"
 #include "musespark/error.hpp"
 
 namespace musespark {
@@ -181,6 +184,285 @@ std::string ReasoningTrace::to_json(int indent) const {
   j["workspace"] = workspace;
   j["usage"] = musespark::to_json(usage);
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace musespark
+
+// ---- reading ---------------------------------------------------------------
+
+namespace musespark {
+namespace {
+
+// One JSON value being read, with its path for error messages.
+class Field {
+ public:
+  Field(const nlohmann::json& value, std::string path, const std::string& source)
+      : value_(value), path_(std::move(path)), source_(source) {}
+
+  [[noreturn]] void fail(const std::string& message) const {
+    throw Error(ErrorKind::format, source_, path_, message);
+  }
+  [[noreturn]] void wrong_type(const char* wanted) const {
+    fail(std::string("expected ") + wanted + ", got " + value_.type_name());
+  }
+
+  bool is_null() const { return value_.is_null(); }
+  void require_object() const {
+    if (!value_.is_object()) wrong_type("an object");
+  }
+
+  // The member `key` of this object; nullopt when absent. (A null member is
+  // returned: number() reads it as NaN, the other readers refuse it.)
+  std::optional<Field> member(const char* key) const {
+    if (!value_.is_object()) wrong_type("an object");
+    auto it = value_.find(key);
+    if (it == value_.end()) return std::nullopt;
+    return Field(*it, path_.empty() ? key : path_ + "." + key, source_);
+  }
+  Field required(const char* key) const {
+    auto m = member(key);
+    if (!m) Field(value_, path_.empty() ? key : path_ + "." + key, source_).fail("missing");
+    return *m;
+  }
+
+  // Runs f(Field) for each element of this array.
+  template <class F>
+  void each(F&& f) const {
+    if (!value_.is_array()) wrong_type("an array");
+    for (size_t i = 0; i < value_.size(); ++i) f(Field(value_[i], path_ + "[" + std::to_string(i) + "]", source_));
+  }
+
+  double number() const {
+    if (value_.is_null()) return std::nan("");
+    if (!value_.is_number()) wrong_type("a number");
+    return value_.get<double>();
+  }
+  template <class Int>
+  Int integer() const {
+    if (value_.is_number_unsigned()) {
+      auto v = value_.get<uint64_t>();
+      if (v <= static_cast<uint64_t>(std::numeric_limits<Int>::max())) return static_cast<Int>(v);
+    } else if (value_.is_number_integer()) {
+      auto v = value_.get<int64_t>();
+      if (v >= static_cast<int64_t>(std::numeric_limits<Int>::min()) &&
+          (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(std::numeric_limits<Int>::max())))
+        return static_cast<Int>(v);
+    } else {
+      wrong_type("an integer");
+    }
+    fail(fmt::format("{} is out of range [{}, {}]", value_.dump(), std::numeric_limits<Int>::min(),
+                     std::numeric_limits<Int>::max()));
+  }
+  bool boolean() const {
+    if (!value_.is_boolean()) wrong_type("a boolean");
+    return value_.get<bool>();
+  }
+  std::string string() const {
+    if (!value_.is_string()) wrong_type("a string");
+    return value_.get<std::string>();
+  }
+  template <class Enum>
+  Enum name(Enum (*parse)(const std::string&, const std::string&)) const {
+    try {
+      return parse(string(), path_);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::invalid_argument) throw;
+      fail(e.message());
+    }
+  }
+
+ private:
+  const nlohmann::json& value_;
+  std::string path_;
+  const std::string& source_;
+};
+
+// Optional members: `target` keeps its default when the key is absent.
+void read(const Field& object, const char* key, double& target) {
+  if (auto f = object.member(key)) target = f->number();
+}
+void read(const Field& object, const char* key, float& target) {
+  if (auto f = object.member(key)) target = static_cast<float>(f->number());
+}
+template <class Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>, int> = 0>
+void read(const Field& object, const char* key, Int& target) {
+  if (auto f = object.member(key)) target = f->integer<Int>();
+}
+void read(const Field& object, const char* key, bool& target) {
+  if (auto f = object.member(key)) target = f->boolean();
+}
+void read(const Field& object, const char* key, std::string& target) {
+  if (auto f = object.member(key)) target = f->string();
+}
+template <class T, class F>
+void read_list(const Field& object, const char* key, std::vector<T>& target, F&& one) {
+  if (auto f = object.member(key)) f->each([&](const Field& e) { target.push_back(one(e)); });
+}
+template <class T, class F>
+void read_object(const Field& object, const char* key, T& target, F&& fill) {
+  if (auto f = object.member(key)) {
+    f->require_object();
+    fill(*f, target);
+  }
+}
+
+Mode mode_of(const std::string& name, const std::string& field) { return parse_mode(name, field); }
+Effort effort_of(const std::string& name, const std::string& field) { return parse_effort(name, field); }
+AgentStop stop_of(const std::string& name, const std::string& field) {
+  return parse_name<AgentStop>(name, field, kStopNames);
+}
+
+template <class Enum>
+void read_name(const Field& object, const char* key, Enum& target, Enum (*parse)(const std::string&, const std::string&)) {
+  if (auto f = object.member(key)) target = f->name(parse);
+}
+
+void fill(const Field& j, RequestRecord& r) {
+  read_name(j, "mode", r.mode, mode_of);
+  read_name(j, "effort", r.effort, effort_of);
+  read(j, "agents", r.agents);
+  read(j, "refine_agents", r.refine_agents);
+  read(j, "rounds", r.rounds);
+  read(j, "max_thinking_tokens", r.max_thinking_tokens);
+  read(j, "max_answer_tokens", r.max_answer_tokens);
+  read(j, "max_total_tokens", r.max_total_tokens);
+  read(j, "deadline_ms", r.deadline_ms);
+  read(j, "seed", r.seed);
+  read(j, "temperature", r.temperature);
+  read(j, "top_p", r.top_p);
+  read(j, "early_stop", r.early_stop);
+  read(j, "consensus_stop", r.consensus_stop);
+  read(j, "warmup_first", r.warmup_first);
+  read(j, "confidence_window", r.confidence_window);
+  read(j, "keep_fraction", r.keep_fraction);
+  read(j, "consensus_share", r.consensus_share);
+  read(j, "scatter_stop", r.scatter_stop);
+  read(j, "question", r.question);
+}
+
+void fill(const Field& j, ConfidenceSummary& c) {
+  read(j, "mean", c.mean);
+  read(j, "lowest_group", c.lowest_group);
+  read(j, "bottom10", c.bottom10);
+  read(j, "tail", c.tail);
+  read(j, "tokens", c.tokens);
+}
+
+void fill(const Field& j, Usage& u) {
+  read(j, "prompt_tokens", u.prompt_tokens);
+  read(j, "generated_tokens", u.generated_tokens);
+  read(j, "prefill_seconds", u.prefill_seconds);
+  read(j, "decode_seconds", u.decode_seconds);
+  read(j, "total_seconds", u.total_seconds);
+  read(j, "tokens_per_second", u.tokens_per_second);
+}
+
+AgentTrace agent_of(const Field& j) {
+  j.require_object();
+  AgentTrace a;
+  a.id = j.required("id").integer<int32_t>();
+  read(j, "round", a.round);
+  read(j, "role", a.role);
+  read(j, "seed", a.seed);
+  read_name(j, "stop_reason", a.stop_reason, stop_of);
+  read(j, "thinking", a.thinking);
+  read_list(j, "steps", a.steps, [](const Field& s) {
+    s.require_object();
+    ReasoningStep step;
+    read(s, "index", step.index);
+    read(s, "text", step.text);
+    read(s, "first_token", step.first_token);
+    read(s, "end_token", step.end_token);
+    return step;
+  });
+  read(j, "answer_text", a.answer_text);
+  read(j, "answer", a.answer);
+  read(j, "normalized_answer", a.normalized_answer);
+  read(j, "thinking_tokens", a.thinking_tokens);
+  read(j, "answer_tokens", a.answer_tokens);
+  read(j, "forced_tokens", a.forced_tokens);
+  read(j, "budget_closed", a.budget_closed);
+  read_object(j, "confidence", a.confidence, [](const Field& f, ConfidenceSummary& c) { fill(f, c); });
+  read_list(j, "token_confidence", a.token_confidence,
+            [](const Field& c) { return static_cast<float>(c.number()); });
+  read(j, "vote_weight", a.vote_weight);
+  return a;
+}
+
+VoteEntry vote_of(const Field& j) {
+  j.require_object();
+  VoteEntry v;
+  read(j, "answer", v.answer);
+  read(j, "display", v.display);
+  read(j, "votes", v.votes);
+  read(j, "weight", v.weight);
+  read(j, "share", v.share);
+  read_list(j, "agents", v.agents, [](const Field& id) { return id.integer<int32_t>(); });
+  return v;
+}
+
+Escalation escalation_of(const Field& j) {
+  j.require_object();
+  Escalation e;
+  read_name(j, "from", e.from, mode_of);
+  read_name(j, "to", e.to, mode_of);
+  read(j, "reason", e.reason);
+  read(j, "value", e.value);
+  read(j, "threshold", e.threshold);
+  return e;
+}
+
+template <class T, size_t N, class F>
+void read_array(const Field& object, const char* key, std::array<T, N>& target, F&& one) {
+  auto f = object.member(key);
+  if (!f) return;
+  size_t count = 0;
+  f->each([&](const Field& e) {
+    if (count == N) f->fail(fmt::format("expected {} numbers, got more", N));
+    target[count++] = one(e);
+  });
+  if (count != N) f->fail(fmt::format("expected {} numbers, got {}", N, count));
+}
+
+VisualAction visual_action_of(const Field& j) {
+  j.require_object();
+  VisualAction a;
+  read(j, "agent", a.agent);
+  read(j, "kind", a.kind);
+  read(j, "image", a.image);
+  read_array(j, "relative", a.relative, [](const Field& x) { return x.number(); });
+  read_array(j, "box", a.box, [](const Field& x) { return x.integer<int32_t>(); });
+  read(j, "token", a.token);
+  read(j, "applied", a.applied);
+  read(j, "crop_width", a.crop_width);
+  read(j, "crop_height", a.crop_height);
+  return a;
+}
+
+}  // namespace
+
+ReasoningTrace ReasoningTrace::from_json(std::string_view text, const std::string& source) {
+  const nlohmann::json document = detail::parse_json(text, source);
+  const Field root(document, "", source);
+  if (!document.is_object()) root.fail(std::string("expected a trace object, got ") + document.type_name());
+  const auto version = root.required("schema_version").integer<int64_t>();
+  if (version != kSchemaVersion)
+    root.required("schema_version").fail(fmt::format("this reader knows version {}, got {}", kSchemaVersion, version));
+
+  ReasoningTrace t;
+  read_object(root, "request", t.request, [](const Field& f, RequestRecord& r) { fill(f, r); });
+  read_name(root, "mode_used", t.mode_used, mode_of);
+  read(root, "final_answer", t.final_answer);
+  read(root, "final_text", t.final_text);
+  read(root, "final_agent", t.final_agent);
+  root.required("agents").each([&](const Field& a) { t.agents.push_back(agent_of(a)); });
+  read_list(root, "votes", t.votes, vote_of);
+  read_list(root, "escalations", t.escalations, escalation_of);
+  read_list(root, "visual_actions", t.visual_actions, visual_action_of);
+  if (auto f = root.member("early_stop_threshold"); f && !f->is_null()) t.early_stop_threshold = f->number();
+  read(root, "workspace", t.workspace);
+  read_object(root, "usage", t.usage, [](const Field& f, Usage& u) { fill(f, u); });
+  return t;
 }
 
 }  // namespace musespark

@@ -319,6 +319,23 @@ TEST_CASE("config: errors name config.json and the field") {
       CHECK(std::string(e.what()).find("config.json") != std::string::npos);
       CHECK(static_cast<int>(e.kind()) == static_cast<int>(ErrorKind::format));
     }
+    // Found by fuzzing (tests/fuzz): a number beyond a double's range made
+    // the JSON parser throw its own exception instead of Error.
+    for (const char* big : {"1.8888888888888888e72", "18446744073709551615", "-9.3e18"}) {
+      CAPTURE(big);
+      json j = qwen3_config();
+      j["hidden_size"] = json::parse(big);
+      expect_error(j, ErrorKind::format, "hidden_size", {"out of range"});
+    }
+    fs::path huge = write_config("{\"hidden_size\": 1e400}", "huge-number");
+    try {
+      load_model_config(huge);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("config.json") != std::string::npos);
+      CHECK(e.message().find("too large for a double") != std::string::npos);
+      CHECK(static_cast<int>(e.kind()) == static_cast<int>(ErrorKind::format));
+    }
     try {
       load_model_config(config_dir() / "absent" / "config.json");
       FAIL("no error");

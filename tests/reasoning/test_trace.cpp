@@ -191,3 +191,103 @@ TEST_CASE("trace: non-finite numbers are null, bad UTF-8 is replaced, optional f
   t.request.seed = 18446744073709551615ull;
   CHECK(nlohmann::json::parse(t.to_json())["request"]["seed"].get<uint64_t>() == 18446744073709551615ull);
 }
+
+namespace {
+Error read_error(const std::string& text) {
+  try {
+    ReasoningTrace::from_json(text, "saved.json");
+  } catch (const Error& e) {
+    return e;
+  }
+  FAIL("no error for " << text);
+  return Error(ErrorKind::internal, "", "", "");
+}
+}  // namespace
+
+TEST_CASE("trace: from_json reads what to_json writes, the docs' example included") {
+  const ReasoningTrace example = example_trace();
+  const ReasoningTrace back = ReasoningTrace::from_json(example.to_json());
+  CHECK(back.to_json() == example.to_json());
+  CHECK(back.agents.size() == example.agents.size());
+  CHECK(back.request.mode == example.request.mode);
+  CHECK(ReasoningTrace::from_json(doc_example()).to_json(2) == example.to_json(2));
+
+  // Non-finite numbers (written null) come back NaN and are written null again;
+  // the largest seed and per-token confidences survive.
+  ReasoningTrace t;
+  AgentTrace a;
+  a.confidence.mean = NAN;
+  a.token_confidence = {1.5f, NAN, 0.1f};
+  a.stop_reason = AgentStop::cancelled;
+  t.agents = {a};
+  t.request.seed = 18446744073709551615ull;
+  t.usage.decode_seconds = INFINITY;
+  t.mode_used = Mode::contemplating;
+  const ReasoningTrace u = ReasoningTrace::from_json(t.to_json());
+  CHECK(std::isnan(u.agents[0].confidence.mean));
+  CHECK(std::isnan(u.usage.decode_seconds));
+  CHECK(u.agents[0].token_confidence.size() == 3);
+  CHECK(u.agents[0].token_confidence[2] == 0.1f);
+  CHECK(u.request.seed == 18446744073709551615ull);
+  CHECK(u.agents[0].stop_reason == AgentStop::cancelled);
+  CHECK(u.mode_used == Mode::contemplating);
+  CHECK_FALSE(u.early_stop_threshold.has_value());
+  CHECK(u.to_json() == t.to_json());
+}
+
+TEST_CASE("trace: from_json takes a trace from an older writer and ignores unknown keys") {
+  const auto t = ReasoningTrace::from_json(
+      R"({"schema_version":1,"agents":[{"id":3,"answer":"42","later_field":[1,2]}],"added_later":{"x":1}})");
+  REQUIRE(t.agents.size() == 1);
+  CHECK(t.agents[0].id == 3);
+  CHECK(t.agents[0].answer == "42");
+  CHECK(t.agents[0].role == "agent");  // the default
+  CHECK(t.request.confidence_window == 32);
+  CHECK(t.final_agent == -1);
+}
+
+TEST_CASE("trace: from_json names the source and the field of what is wrong") {
+  auto e = read_error("{\"schema_version\":1,\"agents\":[}");
+  CHECK(e.kind() == ErrorKind::format);
+  CHECK(e.file() == "saved.json");
+  CHECK(e.message().find("malformed JSON at byte") != std::string::npos);
+
+  // Found by fuzzing (tests/fuzz/regressions/trace): a number literal beyond
+  // a double's range escaped as the JSON library's own exception.
+  e = read_error(R"({"schema_version":1,"agents":[],"usage":{"total_seconds":4)" + std::string(400, '4') + "}}");
+  CHECK(e.kind() == ErrorKind::format);
+  CHECK(e.file() == "saved.json");
+  CHECK(e.message().find("too large for a double") != std::string::npos);
+
+  e = read_error("[1,2]");
+  CHECK(e.message() == "expected a trace object, got array");
+  e = read_error(R"({"agents":[]})");
+  CHECK(e.field() == "schema_version");
+  CHECK(e.message() == "missing");
+  e = read_error(R"({"schema_version":2,"agents":[]})");
+  CHECK(e.field() == "schema_version");
+  CHECK(e.message().find("got 2") != std::string::npos);
+  e = read_error(R"({"schema_version":1})");
+  CHECK(e.field() == "agents");
+  e = read_error(R"({"schema_version":1,"agents":[{"id":0},{"id":1,"confidence":{"mean":"high"}}]})");
+  CHECK(e.field() == "agents[1].confidence.mean");
+  CHECK(e.message() == "expected a number, got string");
+  CHECK(std::string(e.what()) == "saved.json: agents[1].confidence.mean: expected a number, got string");
+  e = read_error(R"({"schema_version":1,"agents":[{"id":0,"stop_reason":"tired"}]})");
+  CHECK(e.kind() == ErrorKind::format);
+  CHECK(e.field() == "agents[0].stop_reason");
+  CHECK(e.message().find("expected one of eos,") != std::string::npos);
+  e = read_error(R"({"schema_version":1,"agents":[{"id":4294967296}]})");
+  CHECK(e.field() == "agents[0].id");
+  CHECK(e.message().find("out of range") != std::string::npos);
+  e = read_error(R"({"schema_version":1,"agents":[{"id":1.5}]})");
+  CHECK(e.message() == "expected an integer, got number");
+  e = read_error(R"({"schema_version":1,"agents":[],"visual_actions":[{"box":[1,2,3]}]})");
+  CHECK(e.field() == "visual_actions[0].box");
+  CHECK(e.message() == "expected 4 numbers, got 3");
+  e = read_error(R"({"schema_version":1,"agents":[],"request":{"seed":-1}})");
+  CHECK(e.field() == "request.seed");
+  e = read_error(R"({"schema_version":1,"agents":[7]})");
+  CHECK(e.field() == "agents[0]");
+  CHECK(e.message() == "expected an object, got number");
+}
