@@ -17,6 +17,7 @@
 
 #include "musespark/error.hpp"
 #include "vision/preprocess.hpp"
+#include "vision/stb_alloc.hpp"
 
 #include <stdlib.h>  // before the hidden region (see stb_impl.cpp)
 #pragma GCC visibility push(hidden)
@@ -51,6 +52,24 @@ std::pair<int64_t, int64_t> png_dimensions(std::span<const uint8_t> bytes, const
   if (read_be32(bytes.data() + 8) != 13 || std::memcmp(bytes.data() + 12, "IHDR", 4) != 0)
     throw Error(ErrorKind::format, name, "", "corrupt PNG (the first chunk is not a 13-byte IHDR)");
   return {read_be32(bytes.data() + 16), read_be32(bytes.data() + 20)};
+}
+
+// Checks a PNG's chunk structure before stb_image sees it: every chunk
+// (length, type, data, CRC) lies inside the data and an IEND chunk ends it.
+// stb trusts an IDAT's declared length and grows its buffer to fit before it
+// finds the data missing: a 60-byte file could make it allocate 2 GiB (found
+// by fuzzing). Returns what is wrong, or an empty string.
+std::string png_structure_problem(std::span<const uint8_t> p) {
+  size_t i = 8;  // after the signature
+  while (i + 12 <= p.size()) {
+    const size_t length = read_be32(p.data() + i);
+    if (length > 0x7fffffffu) return "corrupt PNG (a chunk length over 2^31 - 1)";
+    if (length > p.size() - i - 12)
+      return fmt::format("truncated PNG (a {}-byte chunk at byte {} runs past the end of the data)", length, i);
+    if (std::memcmp(p.data() + i + 4, "IEND", 4) == 0) return "";
+    i += 12 + length;
+  }
+  return "truncated PNG (the data ends before its IEND chunk)";
 }
 
 // Checks a JPEG's segment structure before stb_image sees it; returns what
@@ -151,6 +170,8 @@ Image Image::decode(std::span<const std::byte> encoded, const std::string& name,
   if (format == Format::jpeg) {  // before stbi_info, which already builds Huffman tables
     if (auto problem = jpeg_structure_problem(bytes); !problem.empty())
       throw Error(ErrorKind::format, name, "", problem);
+  } else if (auto problem = png_structure_problem(bytes); !problem.empty()) {
+    throw Error(ErrorKind::format, name, "", problem);
   }
   int64_t width = 0, height = 0;
   if (format == Format::png) {
@@ -167,9 +188,18 @@ Image Image::decode(std::span<const std::byte> encoded, const std::string& name,
 
   // Always ask for RGBA: stb then expands gray, palette and tRNS keys for us,
   // and a single compositing loop handles every kind of transparency.
+  // No buffer of a real image this size needs more than 16 bytes a pixel
+  // (16-bit RGBA with its filter bytes, or a progressive JPEG's
+  // coefficients) plus the compressed data: a larger request is stb
+  // inflating a decompression bomb.
+  detail::StbAllocationCap cap(static_cast<size_t>(width * height) * 16 + bytes.size() + (1u << 20));
   int w = 0, h = 0, channels_in_file = 0;
   std::unique_ptr<stbi_uc, StbFree> rgba(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &channels_in_file, 4));
+  if (!rgba && cap.exceeded())
+    throw Error(ErrorKind::format, name, "",
+                fmt::format("corrupt {}: its compressed data expands past what {}x{} pixels need "
+                            "(a decompression bomb?)", format_name, width, height));
   if (!rgba)
     throw Error(ErrorKind::format, name, "",
                 fmt::format("cannot decode {}: {}", format_name, stbi_failure_reason()));

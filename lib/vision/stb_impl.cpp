@@ -8,9 +8,36 @@
 // runtime dependency or CMake change. The symbols are hidden so they neither
 // leak from libmusespark.so nor clash with a host application's own stb.
 //
+// Allocation: through stb_alloc.hpp, so that Image::decode can cap what a
+// small file makes stb allocate (a PNG decompression bomb).
+//
 // Thread-safety: stb_image 2.27 keeps its failure reason in a thread_local
 // when compiled as C++11 or later; we never touch its global flip/unpremultiply
 // switches, so decoding is safe from any thread.
+
+#include "vision/stb_alloc.hpp"
+
+#include <cstdlib>
+
+namespace musespark::detail {
+namespace {
+thread_local StbAllocationCap* current_cap = nullptr;
+
+bool refuse(size_t bytes) { return current_cap != nullptr && !current_cap->admit(bytes); }
+}  // namespace
+
+StbAllocationCap::StbAllocationCap(size_t bytes) : bytes_(bytes), previous_(current_cap) { current_cap = this; }
+StbAllocationCap::~StbAllocationCap() { current_cap = previous_; }
+
+void* stb_malloc(size_t bytes) { return refuse(bytes) ? nullptr : std::malloc(bytes); }
+void* stb_realloc(void* pointer, size_t bytes) { return refuse(bytes) ? nullptr : std::realloc(pointer, bytes); }
+void stb_free(void* pointer) { std::free(pointer); }
+
+}  // namespace musespark::detail
+
+#define STBI_MALLOC(bytes) musespark::detail::stb_malloc(bytes)
+#define STBI_REALLOC(pointer, bytes) musespark::detail::stb_realloc(pointer, bytes)
+#define STBI_FREE(pointer) musespark::detail::stb_free(pointer)
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG

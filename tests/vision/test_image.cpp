@@ -302,6 +302,79 @@ TEST_CASE("image: a decompression bomb is refused from its header") {
   CHECK(e.message().find("60000x60000") != std::string::npos);
 }
 
+namespace {
+
+uint32_t crc32_of(const uint8_t* p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void append_chunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_t>& data) {
+  const size_t at = png.size();
+  png.resize(at + 8);
+  put_be32(png, at, static_cast<uint32_t>(data.size()));
+  std::memcpy(png.data() + at + 4, type, 4);
+  png.insert(png.end(), data.begin(), data.end());
+  const uint32_t crc = crc32_of(png.data() + at + 4, data.size() + 4);
+  png.resize(png.size() + 4);
+  put_be32(png, png.size() - 4, crc);
+}
+
+// An 8-bit RGB PNG of width x height whose IDAT holds `raw` (filter bytes
+// and all) compressed with stb's zlib writer.
+std::vector<uint8_t> png_with_raw_data(uint32_t width, uint32_t height, std::vector<uint8_t> raw) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  std::vector<uint8_t> ihdr(13, 0);
+  put_be32(ihdr, 0, width);
+  put_be32(ihdr, 4, height);
+  ihdr[8] = 8, ihdr[9] = 2;  // 8-bit RGB
+  append_chunk(png, "IHDR", ihdr);
+  int length = 0;
+  unsigned char* z = stbi_zlib_compress(raw.data(), static_cast<int>(raw.size()), &length, 8);
+  REQUIRE(z != nullptr);
+  append_chunk(png, "IDAT", std::vector<uint8_t>(z, z + length));
+  STBIW_FREE(z);
+  append_chunk(png, "IEND", {});
+  return png;
+}
+
+}  // namespace
+
+TEST_CASE("image: chunks past the end and data that inflates too far are refused before they are allocated") {
+  // The reference: a well-formed 2x1 PNG built by hand decodes.
+  auto ok = png_with_raw_data(2, 1, {0, 10, 20, 30, 40, 50, 60});
+  CHECK(pixels_of(Image::decode(as_bytes(ok))) == std::vector<uint8_t>{10, 20, 30, 40, 50, 60});
+
+  // An IDAT declaring 2 GiB - 1 in a 60-byte file: stb would grow its buffer
+  // to 2 GiB before finding the data missing (found by fuzzing).
+  auto liar = ok;
+  const size_t idat = 8 + 25;  // signature, IHDR chunk
+  REQUIRE(std::memcmp(liar.data() + idat + 4, "IDAT", 4) == 0);
+  put_be32(liar, idat, 0x7ffffff0u);
+  auto e = expect_error(ErrorKind::format, [&] { Image::decode(as_bytes(liar), "liar.png"); });
+  CHECK(e.file() == "liar.png");
+  CHECK(e.message().find("runs past the end") != std::string::npos);
+  // No IEND.
+  std::vector<uint8_t> no_end(ok.begin(), ok.end() - 12);
+  e = expect_error(ErrorKind::format, [&] { Image::decode(as_bytes(no_end), "no-end.png"); });
+  CHECK(e.message().find("IEND") != std::string::npos);
+
+  // A 1x1 PNG whose compressed data inflates to 8 MB: a few kilobytes that
+  // stb would expand in full. Refused once it passes what 1x1 needs.
+  auto bomb = png_with_raw_data(1, 1, std::vector<uint8_t>(8u << 20, 0));
+  CHECK(bomb.size() < 128 * 1024);
+  e = expect_error(ErrorKind::format, [&] { Image::decode(as_bytes(bomb), "inflate-bomb.png"); });
+  CHECK(e.file() == "inflate-bomb.png");
+  CHECK(e.message().find("expands past what 1x1 pixels need") != std::string::npos);
+  // The cap is per decode: a large real image still decodes right after.
+  auto big = Image::from_rgb(pattern(512, 512, 3), 512, 512).encode_png();
+  CHECK(Image::decode(as_bytes(big)).width() == 512);
+}
+
 TEST_CASE("image: max_bytes limits encoded data and files") {
   auto png = Image::from_rgb(pattern(8, 8, 3), 8, 8).encode_png();
   auto e = expect_error(ErrorKind::unsupported,
