@@ -90,6 +90,11 @@ class Engine {
   // Error{context_overflow} when the prompt does not fit.
   Result ask(const Request& request, const EventCallback& on_event = {}) const;
 
+  // Throws what ask() would throw before its first event (the errors above),
+  // without running anything: for callers that must answer an error before
+  // they commit to a response, such as a server about to start a stream.
+  void check(const Request& request) const;
+
   const ModelInfo& model_info() const noexcept;
   const Tokenizer& tokenizer() const noexcept;
   const ChatTemplate& chat_template() const noexcept;

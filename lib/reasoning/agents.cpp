@@ -14,6 +14,15 @@
 #include "reasoning/vote.hpp"
 
 namespace musespark::detail {
+
+void check_prompt_fits(int64_t prompt_tokens, int64_t max_context) {
+  if (max_context - prompt_tokens < 2)
+    throw Error(ErrorKind::context_overflow, "", "prompt",
+                fmt::format("the prompt is {} tokens; this model's context is {} tokens, and reasoning needs room "
+                            "after the prompt",
+                            prompt_tokens, max_context));
+}
+
 namespace {
 
 constexpr std::string_view kOpen = "<think>";
@@ -141,6 +150,10 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
   closing_ = tok_.encode(kClosing);
   auto t0 = Clock::now();
   const int64_t prompt_len = static_cast<int64_t>(cfg_.prompt.size());
+  const int64_t max_context = rt_.model().info().max_context;
+  // Checked before any KV is made: a prompt longer than the context is the
+  // caller's (context_overflow), not a bad argument to the runtime.
+  check_prompt_fits(prompt_len, max_context);
   if (cfg_.base) {
     root_ = rt_.fork(*cfg_.base, prompt_len - cfg_.shared_prefix, cfg_.shared_prefix);
     // Images inside the shared prefix are already in its KV; the rest move
@@ -161,11 +174,7 @@ void RoundRunner::start(std::span<const AgentPlan> plans) {
   const int64_t per_agent = int64_t(cfg_.max_thinking_tokens) + int64_t(closing_.size()) + cfg_.max_answer_tokens + 1 +
                             int64_t(cfg_.max_zooms) * static_cast<int64_t>(cfg_.image_run.size()) +
                             static_cast<int64_t>(prefix_.size());
-  const int64_t room = rt_.model().info().max_context - prompt_len;
-  if (room < 2)
-    throw Error(ErrorKind::context_overflow, "", "prompt",
-                fmt::format("{} tokens leave no room to reason within the context of {} tokens", prompt_len,
-                            rt_.model().info().max_context));
+  const int64_t room = max_context - prompt_len;
   // The agents' KV is one allocation: their decode steps attend together.
   const std::vector<SequenceId> seqs =
       rt_.fork_many(root_, static_cast<int32_t>(plans.size()), std::min(per_agent, room));

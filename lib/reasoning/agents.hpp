@@ -97,6 +97,10 @@ struct RoundResult {
 RoundResult run_round(Runtime& runtime, const Tokenizer& tokenizer, const RoundConfig& config,
                       std::span<const AgentPlan> plans, RequestState& state);
 
+// Throws Error{context_overflow} (field "prompt") unless a prompt of
+// `prompt_tokens` leaves room in `max_context` to reason and answer.
+void check_prompt_fits(int64_t prompt_tokens, int64_t max_context);
+
 // The weight an agent's answer carries in the vote: its bottom-10% group
 // confidence (DeepConf's best-performing summary).
 double vote_weight(const ConfidenceSummary& confidence);

@@ -108,8 +108,14 @@ void validate(const Request& r) {
 
 }  // namespace
 
-Result Engine::ask(const Request& request, const EventCallback& on_event) const {
+void Engine::check(const Request& request) const {
   validate(request);
+  const ModelInfo& info = impl_->model->info();
+  detail::check_prompt_fits(detail::first_prompt_length(info, impl_->tokenizer, impl_->chat, request), info.max_context);
+}
+
+Result Engine::ask(const Request& request, const EventCallback& on_event) const {
+  check(request);
   const auto started = detail::Clock::now();
 
   ReasoningTrace trace;

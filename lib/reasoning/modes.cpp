@@ -28,14 +28,18 @@ std::string image_placeholder(const ModelInfo& info) {
   return s + info.vision_end_token;
 }
 
-std::vector<ChatMessage> chat_messages(const ModeContext& ctx, const std::vector<Message>& messages) {
+std::vector<ChatMessage> chat_messages(const ModelInfo& info, const std::vector<Message>& messages) {
   std::vector<ChatMessage> out;
   for (const auto& m : messages) {
     std::string content;
-    for (const auto& p : m.parts) content += p.kind == Part::Kind::image ? image_placeholder(ctx.model.info()) : p.text;
+    for (const auto& p : m.parts) content += p.kind == Part::Kind::image ? image_placeholder(info) : p.text;
     out.push_back({m.role, std::move(content)});
   }
   return out;
+}
+
+std::vector<ChatMessage> chat_messages(const ModeContext& ctx, const std::vector<Message>& messages) {
+  return chat_messages(ctx.model.info(), messages);
 }
 
 bool ends_with(std::string_view s, std::string_view tail) {
@@ -185,6 +189,12 @@ void share_prefix(RoundConfig& c, const std::vector<int32_t>& first, SequenceId 
 }
 
 }  // namespace
+
+int64_t first_prompt_length(const ModelInfo& info, const Tokenizer& tokenizer, const ChatTemplate& chat,
+                            const Request& request) {
+  const bool thinking = request.mode == Mode::thinking || request.mode == Mode::contemplating;
+  return static_cast<int64_t>(tokenizer.encode(chat.render(chat_messages(info, request.messages), true, thinking)).size());
+}
 
 ModeBudgets budgets_for(const Request& r, Mode mode) {
   const EffortBudgets e = effort_budgets(r.effort);

@@ -30,6 +30,11 @@ struct ModeBudgets {
 };
 ModeBudgets budgets_for(const Request& request, Mode mode);
 
+// The length in tokens of the prompt the request's first round starts from
+// (its messages in the chat template, images as their placeholder runs).
+int64_t first_prompt_length(const ModelInfo& info, const Tokenizer& tokenizer, const ChatTemplate& chat,
+                            const Request& request);
+
 // Each runs its mode, appends agents (and escalations) to ctx.trace, and sets
 // trace.votes, final_* fields and mode_used.
 void run_instant(ModeContext& ctx);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 #include <thread>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "musespark/engine.hpp"
@@ -535,4 +537,37 @@ TEST_CASE("modes: one engine answers from several threads at once, as it does fr
     threads.emplace_back([&, i] { together[i] = without_timings(e.ask(requests[i]).trace); });
   for (auto& t : threads) t.join();
   for (size_t i = 0; i < requests.size(); ++i) CHECK(together[i] == alone[i]);
+}
+
+TEST_CASE("modes: a prompt longer than the context is context_overflow naming its tokens and the limit") {
+  const Engine& e = thinker();
+  const int64_t max_context = e.model_info().max_context;
+  std::string long_question;
+  for (int64_t i = 0; i < max_context; ++i) long_question += " seven";
+  for (Mode mode : {Mode::instant, Mode::thinking, Mode::contemplating, Mode::automatic}) {
+    CAPTURE(mode_name(mode));
+    Request req = Request::question(long_question, mode, Effort::minimal);
+    // check() refuses it as ask() does, without running anything.
+    for (bool run : {false, true}) {
+      CAPTURE(run);
+      bool events = false;
+      try {
+        if (run)
+          (void)e.ask(req, [&](const Event&) { return events = true; });
+        else
+          e.check(req);
+        FAIL("no error");
+      } catch (const Error& err) {
+        CHECK(err.kind() == ErrorKind::context_overflow);
+        CHECK(err.field() == "prompt");
+        CHECK(err.message().find(fmt::format("context is {} tokens", max_context)) != std::string::npos);
+        CHECK(err.message().find("the prompt is ") != std::string::npos);
+      }
+      CHECK_FALSE(events);
+    }
+    // One that fits passes check().
+    CHECK_NOTHROW(e.check(Request::question("What is 2 + 3?", mode, Effort::minimal)));
+  }
+  Request empty;
+  CHECK_THROWS_AS(e.check(empty), Error);
 }
