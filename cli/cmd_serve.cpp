@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -24,6 +25,7 @@ struct ServeArgs {
   serve::ServerOptions server;
   int64_t max_body_mb = 32;
   int64_t timeout_s = 600;
+  double header_timeout_s = 10, read_timeout_s = 30, write_timeout_s = 30, keep_alive_s = 5;
   bool quiet = false;
 };
 
@@ -48,6 +50,12 @@ void run(ServeArgs& a) {
   a.server.max_body_bytes = static_cast<size_t>(a.max_body_mb) << 20;
   a.server.request_timeout_ms = a.timeout_s * 1000;
   a.server.log_requests = !a.quiet;
+  auto ms = [](double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); };
+  auto& c = a.server.connections;
+  c.header_timeout = ms(a.header_timeout_s);
+  c.body_timeout = c.idle_timeout = ms(a.read_timeout_s);
+  c.write_timeout = ms(a.write_timeout_s);
+  c.keep_alive_timeout = ms(a.keep_alive_s);
   serve::Server server(engine, a.server);
   const int port = server.bind();
   std::atomic<bool> signalled = false;
@@ -89,10 +97,21 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-images", s.max_images, "images per request")->check(CLI::Range(0, 64))->capture_default_str();
   cmd->add_option("--timeout", args->timeout_s, "seconds a request may take, queue included; agents stop at it")
       ->check(CLI::Range(1, 86400))->capture_default_str();
-  cmd->add_option("--read-timeout", s.read_timeout_s, "seconds to read a request")
-      ->check(CLI::Range(1, 3600))->capture_default_str();
-  cmd->add_option("--write-timeout", s.write_timeout_s, "seconds a client may take to read what it is sent")
-      ->check(CLI::Range(1, 3600))->capture_default_str();
+  cmd->add_option("--max-connections", s.connections.max_connections,
+                  "connections served at once; one more is answered 503 too_many_connections")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--header-timeout", args->header_timeout_s, "seconds a client has to send a request's header")
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
+  cmd->add_option("--read-timeout", args->read_timeout_s,
+                  "seconds a client has to send a request's body, and the longest wait for one read")
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
+  cmd->add_option("--write-timeout", args->write_timeout_s, "seconds a client may take to read what it is sent")
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", args->keep_alive_s, "seconds an idle kept-alive connection stays open")
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
+  cmd->add_option("--api-key", s.api_key,
+                  "require 'Authorization: Bearer KEY' on /v1/ (default: $MUSESPARK_API_KEY; none: open)")
+      ->envname("MUSESPARK_API_KEY");
   cmd->add_flag("--quiet", args->quiet, "no line per request on stderr");
   cmd->callback([args, &exit_code] { exit_code = run_command([&] { run(*args); }); });
 }

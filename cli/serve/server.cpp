@@ -18,6 +18,7 @@
 #include "serve/api_error.hpp"
 #include "serve/chat_reply.hpp"
 #include "serve/chat_request.hpp"
+#include "serve/connections.hpp"
 #include "serve/event_json.hpp"
 #include "serve/peer.hpp"
 #include "serve/sse.hpp"
@@ -80,14 +81,18 @@ struct Server::Impl {
   std::string model_id;
   int64_t started_unix = std::time(nullptr);
   Admission admission;
-  httplib::Server http;
-  std::atomic<int64_t> served{0}, cancelled{0}, failed{0};
+  ConnectionServer http;
+  // Completion requests (the two POST routes): each received one ends as
+  // exactly one of served (answered in full), rejected (refused with a 4xx,
+  // or a 503 for a full queue or its wait timing out), cancelled (its client
+  // left, or the server stopped) or failed (a server error).
+  std::atomic<int64_t> received{0}, served{0}, rejected{0}, cancelled{0}, failed{0};
   std::atomic<bool> stopping{false};  // stop(): running requests are cancelled, waiting ones leave
   std::mutex random_mutex;
   std::mt19937_64 random{std::random_device{}()};
 
   Impl(const Engine& e, ServerOptions o)
-      : engine(e), options(std::move(o)), admission(options.parallel, options.max_queue) {
+      : engine(e), options(std::move(o)), admission(options.parallel, options.max_queue), http(options.connections) {
     model_id = options.model_id;
     if (model_id.empty()) {
       auto dir = engine.model_info().directory;
@@ -114,7 +119,7 @@ struct Server::Impl {
                   {"parameters", m.parameter_count}}}};
   }
 
-  // Parses a body, checks the model, and waits for a slot. nullptr: the
+  // Parses a body, checks the model and the request, and waits for a slot. nullptr: the
   // client left while waiting.
   std::unique_ptr<Call> admit(const httplib::Request& req, const std::string& body, bool one_choice = false) {
     auto call = std::make_unique<Call>();
@@ -132,6 +137,9 @@ struct Server::Impl {
             throw ApiError::invalid(fmt::format("messages[{}].content[{}]", i, j),
                                     fmt::format("the model '{}' has no vision encoder: it cannot see images", model_id),
                                     "unsupported_value");
+    // What the engine would refuse (a prompt past the context, ...) is
+    // refused now, before a slot is taken or a stream's headers are sent.
+    engine.check(call->chat.request);
     call->info = {fmt::format("chatcmpl-{:016x}{:08x}", random_u64(), static_cast<uint32_t>(random_u64())),
                   static_cast<int64_t>(std::time(nullptr)), model_id};
     call->seed = call->chat.seed ? *call->chat.seed : random_u64();
@@ -158,11 +166,41 @@ struct Server::Impl {
     return r;
   }
 
-  // The API error for the exception being handled; 5xx ones count as failed.
-  ApiError current_error() {
+  // The API error for the exception being handled. With `count`, it is the
+  // end of a completion request: refusals count as rejected, server errors
+  // as failed.
+  ApiError current_error(bool count = true) {
     ApiError e = to_api_error(std::current_exception());
-    if (e.status() >= 500) ++failed;
+    if (count) {
+      const bool refusal = e.status() < 500 || e.code() == "queue_full" || e.code() == "queue_timeout";
+      ++(refusal ? rejected : failed);
+    }
     return e;
+  }
+
+  // Throws 401 unless the request carries the API key (when one is set).
+  void authorize(const httplib::Request& req) const {
+    if (options.api_key.empty()) return;
+    const std::string header = req.get_header_value("Authorization");
+    constexpr std::string_view bearer = "Bearer ";
+    const std::string_view given = header.compare(0, bearer.size(), bearer) == 0
+                                       ? std::string_view(header).substr(bearer.size()) : std::string_view();
+    if (!constant_time_equal(given, options.api_key))
+      throw ApiError(401, "invalid_request_error", "invalid_api_key", "",
+                     header.empty() ? "You didn't provide an API key: send it as 'Authorization: Bearer KEY'"
+                                    : "Incorrect API key provided");
+  }
+
+  // Whether a == b, in a time that depends only on their lengths.
+  static bool constant_time_equal(std::string_view a, std::string_view b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    const size_t n = std::max(a.size(), b.size());
+    for (size_t i = 0; i < n; ++i) {
+      const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+      const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+      diff |= static_cast<unsigned char>(x ^ y);
+    }
+    return diff == 0;
   }
 
   std::optional<ChoiceOutcome> run_choice(const Call& call, int32_t index, const std::function<bool(const Delta&)>& send) {
@@ -202,51 +240,58 @@ struct Server::Impl {
     start_stream(res, [this, call](httplib::DataSink& sink) { return stream_chat(*call, sink); }, call);
   }
 
-  // The response becomes an event stream written by `body`, which returns
-  // false when the client has gone.
-  void start_stream(httplib::Response& res, std::function<bool(httplib::DataSink&)> body, std::shared_ptr<Call> call) {
+  // How a stream ended: answered, its client gone, or an error sent in the
+  // stream (already counted by current_error).
+  enum class StreamEnd { served, gone, error_sent };
+
+  // The response becomes an event stream written by `body`.
+  void start_stream(httplib::Response& res, std::function<StreamEnd(httplib::DataSink&)> body, std::shared_ptr<Call> call) {
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider("text/event-stream", [this, body = std::move(body), call](size_t, httplib::DataSink& sink) {
-      bool ok = false;
+      StreamEnd end = StreamEnd::gone;
+      bool counted = false;
       try {
-        ok = body(sink);
+        end = body(sink);
       } catch (...) {
         ++failed;  // a bug in this file: the bodies catch what the engine throws
+        counted = true;
       }
       call->slot.reset();
-      if (!ok) {
-        ++cancelled;
+      if (end == StreamEnd::gone) {
+        if (!counted) ++cancelled;
         return false;
       }
-      ++served;
+      if (end == StreamEnd::served) ++served;
       sink.done();
       return true;
     });
   }
 
-  bool stream_chat(const Call& call, httplib::DataSink& sink) {
+  StreamEnd stream_chat(const Call& call, httplib::DataSink& sink) {
     auto write = [&](const std::string& data) { return sink.write(data.data(), data.size()); };
     const bool usage_field = call.chat.include_usage;
     std::vector<ChoiceOutcome> choices;
     try {
       for (int32_t i = 0; i < call.chat.n; ++i) {
-        if (!write(sse_event(role_chunk_json(call.info, i, usage_field)))) return false;
+        if (!write(sse_event(role_chunk_json(call.info, i, usage_field)))) return StreamEnd::gone;
         auto choice = run_choice(call, i, [&](const Delta& d) {
           return write(sse_event(delta_chunk_json(call.info, i, d, usage_field)));
         });
-        if (!choice) return false;
+        if (!choice) return StreamEnd::gone;
         if (!write(sse_event(finish_chunk_json(call.info, i, choice->finish_reason,
                                                call.chat.trace ? &choice->trace : nullptr, usage_field))))
-          return false;
+          return StreamEnd::gone;
         choices.push_back(std::move(*choice));
       }
-      if (usage_field && !write(sse_event(usage_chunk_json(call.info, choices)))) return false;
+      if (usage_field && !write(sse_event(usage_chunk_json(call.info, choices)))) return StreamEnd::gone;
     } catch (...) {
       // Headers are out: the error goes in the stream, as OpenAI sends it.
-      if (!write(sse_event(current_error().body()))) return false;
+      const std::string error = current_error().body();
+      write(sse_event(error)) && write(std::string(kSseDone));
+      return StreamEnd::error_sent;
     }
-    return write(std::string(kSseDone));
+    return write(std::string(kSseDone)) ? StreamEnd::served : StreamEnd::gone;
   }
 
   void ask_events(const httplib::Request& req, const std::string& body, httplib::Response& res) {
@@ -264,26 +309,36 @@ struct Server::Impl {
         });
       } catch (...) {
         Json error = Json::parse(current_error().body());
-        if (!write(sse_event(Json{{"type", "error"}, {"error", error["error"]}}.dump(-1, ' ', false, Json::error_handler_t::replace))))
-          return false;
+        write(sse_event(Json{{"type", "error"}, {"error", error["error"]}}.dump(-1, ' ', false, Json::error_handler_t::replace))) &&
+            write(std::string(kSseDone));
+        return StreamEnd::error_sent;
       }
-      return !gone && write(std::string(kSseDone));
+      return !gone && write(std::string(kSseDone)) ? StreamEnd::served : StreamEnd::gone;
     }, call);
+  }
+
+  static bool is_completion(const httplib::Request& req) {
+    return req.method == "POST" && (req.path == "/v1/chat/completions" || req.path == "/v1/musespark/ask");
   }
 
   void routes() {
     http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const auto c = admission.counts();
+      const auto k = http.counts();
       Json j{{"status", "ok"},         {"model", model_id},           {"parallel", admission.parallel()},
              {"max_queue", admission.max_queue()}, {"running", c.running}, {"queued", c.queued},
-             {"served", served.load()}, {"cancelled", cancelled.load()}, {"rejected", c.rejected},
-             {"failed", failed.load()}};
+             {"received", received.load()}, {"served", served.load()}, {"rejected", rejected.load()},
+             {"cancelled", cancelled.load()}, {"failed", failed.load()},
+             {"connections", {{"open", k.open}, {"max", http.limits().max_connections},
+                              {"refused", k.refused}, {"timed_out", k.timed_out}}}};
       res.set_content(j.dump(), "application/json");
     });
-    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+      authorize(req);
       res.set_content(Json{{"object", "list"}, {"data", Json::array({model_object()})}}.dump(), "application/json");
     });
     http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      authorize(req);
       if (req.matches[1] != model_id)
         throw ApiError(404, "invalid_request_error", "model_not_found", "model",
                        fmt::format("The model '{}' does not exist: this server serves '{}'", req.matches[1].str(), model_id));
@@ -291,11 +346,19 @@ struct Server::Impl {
     });
     // Bodies are read here rather than by httplib, which would refuse a form-encoded
     // body over 8 KiB (curl -d sends JSON labelled so) and parse it as a form.
+    // The body is read before the key is checked, so that a refused request
+    // leaves nothing unread on a kept-alive connection.
     http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-      chat_completions(req, read_body(res, read), res);
+      ++received;
+      const std::string body = read_body(res, read);
+      authorize(req);
+      chat_completions(req, body, res);
     });
     http.Post("/v1/musespark/ask", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-      ask_events(req, read_body(res, read), res);
+      ++received;
+      const std::string body = read_body(res, read);
+      authorize(req);
+      ask_events(req, body, res);
     });
     http.Get(R"(/([A-Za-z0-9_.-]*))", [](const httplib::Request& req, httplib::Response& res) {
       const std::string name = req.matches[1].str().empty() ? "index.html" : req.matches[1].str();
@@ -307,11 +370,11 @@ struct Server::Impl {
         }
       res.status = 404;
     });
-    http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+    http.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
       try {
         std::rethrow_exception(error);
       } catch (...) {
-        send_error(res, current_error());
+        send_error(res, current_error(is_completion(req)));
       }
     });
     // Statuses httplib sets itself (no route, body too large, unreadable request) get OpenAI's error body too.
@@ -338,11 +401,7 @@ struct Server::Impl {
 Server::Server(const Engine& engine, ServerOptions options)
     : impl_(std::make_unique<Impl>(engine, std::move(options))) {
   Impl& s = *impl_;
-  const size_t threads = static_cast<size_t>(s.admission.parallel() + s.admission.max_queue() + 4);
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(s.options.max_body_bytes);
-  s.http.set_read_timeout(s.options.read_timeout_s, 0);
-  s.http.set_write_timeout(s.options.write_timeout_s, 0);
   s.routes();
 }
 

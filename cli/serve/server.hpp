@@ -2,7 +2,7 @@
 // Engine, the engine's events as a stream, and the trace viewer.
 //
 //   GET  /                        the trace viewer (web/viewer/)
-//   GET  /health                  status and queue counts
+//   GET  /health                  status and counts: received = served + rejected + cancelled + failed
 //   GET  /v1/models[/ID]          the one model served
 //   POST /v1/chat/completions     OpenAI Chat Completions (stream or not)
 //   POST /v1/musespark/ask        the same request, answered as a stream of engine events
@@ -11,6 +11,7 @@
 // HTTP status; no request can crash the server.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,18 @@
 
 namespace musespark::serve {
 
+// How many connections may be open, and how long a client may take to send a
+// request or read a response (serve/connections.hpp enforces them).
+struct ConnectionLimits {
+  int32_t max_connections = 64;
+  std::chrono::milliseconds header_timeout{10'000};      // a request's header must arrive whole by then
+  std::chrono::milliseconds body_timeout{30'000};        // its body, from the header's end
+  std::chrono::milliseconds idle_timeout{30'000};        // the longest wait for any one read
+  std::chrono::milliseconds keep_alive_timeout{5'000};   // for the next request on an open connection
+  std::chrono::milliseconds write_timeout{30'000};       // a client that reads nothing this long is dropped
+  int32_t max_requests_per_connection = 100;
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                        // 0: any free port (bind() says which)
@@ -28,10 +41,13 @@ struct ServerOptions {
   int32_t max_queue = 16;                 // requests waiting for a slot; more get 503
   size_t max_body_bytes = 32u << 20;      // larger bodies get 413
   int32_t max_images = 8;                 // per request
-  int32_t read_timeout_s = 30;            // reading a request (and between keep-alive requests)
-  int32_t write_timeout_s = 30;           // a client that reads nothing for this long is dropped
+  ConnectionLimits connections;           // open connections, header/body/idle/write timeouts
   int64_t request_timeout_ms = 600'000;   // queue wait + run; agents stop at it (reason "deadline")
   bool log_requests = true;               // one line per request on stderr
+  // When set, every /v1/ route needs "Authorization: Bearer <api_key>"
+  // (compared in constant time); others get 401 "invalid_api_key". The
+  // viewer's files and /health stay open.
+  std::string api_key;
 };
 
 class Server {

@@ -12,11 +12,11 @@ for (const [name, value] of Object.entries({ BIN, TEXT_MODEL, VISION_MODEL, OUT_
   if (!value) throw new Error(`${name} is not set: run these tests through ctest (tests/server/CMakeLists.txt)`);
 
 // Starts a server (port 0: the server picks a free one and prints it).
-// Returns {url, port, child, log(), stop()}.
-export async function startServer(model, args = []) {
+// `env` adds to the environment. Returns {url, port, child, log(), stop()}.
+export async function startServer(model, args = [], env = {}) {
   const child = spawn(BIN, ["serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--threads", "1", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, OMP_NUM_THREADS: "1" },
+    env: { ...process.env, OMP_NUM_THREADS: "1", ...env },
   });
   let stdout = "", stderr = "";
   child.stderr.on("data", (d) => { stderr += d; });

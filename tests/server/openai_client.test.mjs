@@ -249,9 +249,56 @@ test("bad requests get OpenAI error objects and status codes, and the server goe
   assert.equal(route.status, 404);
   assert.equal(route.body.error.code, "not_found");
 
+  // A prompt longer than the model's context: OpenAI's code, and a message
+  // that names the prompt's tokens and the limit.
+  const models = await client.models.list();
+  const maxContext = models.data[0].musespark.max_context;
+  const overflow = await expectError(client.chat.completions.create(instant(" seven".repeat(maxContext + 10))), 400,
+    "context_length_exceeded", "messages");
+  assert.match(overflow.error.message, new RegExp(`the prompt is \\d+ tokens; this model's context is ${maxContext} tokens`));
+  await expectError(client.chat.completions.create({ ...instant(" seven".repeat(maxContext + 10)), stream: true }), 400,
+    "context_length_exceeded");
+
   const health = await server.health();
   assert.equal(health.status, "ok");
-  assert.equal(health.failed, 0);
+  assert.equal(health.failed, 0, "refusals are not failures");
+  assert.ok(health.rejected >= 14, `every refusal counted (${health.rejected})`);
+  assert.equal(health.served + health.rejected + health.cancelled + health.failed, health.received,
+    `the counts add up: ${JSON.stringify(health)}`);
+});
+
+test("--api-key and MUSESPARK_API_KEY require the key on /v1/, compared whole; /health and the viewer stay open", async () => {
+  for (const [args, env] of [[["--api-key", "sk-test-1234"], {}], [[], { MUSESPARK_API_KEY: "sk-test-1234" }]]) {
+    const locked = await startServer(TEXT_MODEL, args, env);
+    try {
+      const right = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: "sk-test-1234", maxRetries: 0 });
+      const reply = await right.chat.completions.create(instant("hi", { seed: 3 }));
+      assert.equal(reply.choices.length, 1);
+      assert.equal((await right.models.list()).data.length, 1);
+      for (const key of ["sk-test-123", "sk-test-12345", "sk-test-1235", "x"]) {
+        const wrong = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: key, maxRetries: 0 });
+        const e = await expectError(wrong.chat.completions.create(instant("hi")), 401, "invalid_api_key");
+        assert.equal(e.type, "invalid_request_error");
+        await expectError(wrong.models.list(), 401, "invalid_api_key");
+      }
+      const bare = await fetch(`${locked.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify(instant("hi")) });
+      assert.equal(bare.status, 401);
+      const body = await bare.json();
+      assert.equal(body.error.code, "invalid_api_key");
+      assert.match(body.error.message, /Bearer/);
+      assert.equal((await fetch(`${locked.url}/health`)).status, 200);
+      assert.equal((await fetch(`${locked.url}/`)).status, 200);
+      // Refused requests leave the kept-alive connection usable: the next one on it is answered.
+      const after = await right.chat.completions.create(instant("hi", { seed: 3 }));
+      assert.equal(after.choices[0].message.content, reply.choices[0].message.content);
+      const h = await locked.health();
+      assert.equal(h.rejected, 5);
+      assert.equal(h.served, 2);
+      assert.equal(h.received, 7);
+    } finally {
+      assert.equal(await locked.stop(), 0);
+    }
+  }
 });
 
 test("concurrent requests from several clients each get their own answer", async () => {
@@ -309,6 +356,7 @@ test("a full queue answers 503, and a client that goes away stops its work", asy
     await waitFor(async () => (await busy.health()).queued === 1, 30000, "the second request to queue");
     await expectError(api.chat.completions.create(thinking("One too many.")), 503, "queue_full");
     assert.equal((await busy.health()).rejected, 1);
+    assert.equal((await busy.health()).failed, 0, "a full queue is a refusal, not a failure");
 
     // The streaming client leaves: its agents stop and the queued request runs.
     const left = Date.now();
