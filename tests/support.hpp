@@ -41,8 +41,10 @@ inline const std::filesystem::path& process_dir(const std::string& name) {
   const auto path = std::filesystem::path(MUSESPARK_BINARY_DIR) / "test-tmp" / (name + "-" + std::to_string(getpid()));
   for (const auto& d : dirs)
     if (d->path == path) return d->path;
+  // Made in place: a temporary Owned would remove the folder as it dies.
+  dirs.push_back(std::make_unique<Owned>());
+  dirs.back()->path = path;
   std::filesystem::create_directories(path);
-  dirs.push_back(std::make_unique<Owned>(Owned{path}));
   return dirs.back()->path;
 }
 

@@ -95,7 +95,9 @@ class Image {
   // (x1 <= x0 or y1 <= y0 once clamped), naming the rectangle and image size.
   Image crop(int32_t x0, int32_t y0, int32_t x1, int32_t y1) const;
 
-  // Writes this image as an 8-bit RGB PNG file, replacing any existing file.
+  // Writes this image as an 8-bit RGB PNG file, replacing any existing file
+  // atomically (a reader, or a process killed meanwhile, sees the old file or
+  // the new one whole).
   // Errors: io naming the file if it cannot be written completely.
   void save_png(const std::filesystem::path& file) const;
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.hpp"
 #include "musespark/answer.hpp"
 #include "musespark/error.hpp"
 #include "musespark/version.hpp"
@@ -270,10 +271,7 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
 }
 
 void write_text(const std::filesystem::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write the file");
+  detail::write_file_atomically(file, text);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.hpp"
 #include "distill/curriculum.hpp"
 #include "distill/eval_report.hpp"
 #include "musespark/engine.hpp"
@@ -250,12 +251,11 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
     report.configs.push_back(std::move(c));
   }
   if (!options.out_dir.empty()) report.write(options.out_dir);  // fail early, not after the run
-  std::ofstream traces;
+  // Every trace so far, rewritten whole (atomically) with the report after
+  // each configuration: a killed run leaves the two files of the same moment.
+  std::string traces;
   const std::filesystem::path traces_path = options.out_dir / "traces.jsonl";
-  if (options.write_traces) {
-    traces.open(traces_path, std::ios::binary | std::ios::trunc);
-    if (!traces) throw Error(ErrorKind::io, traces_path.string(), "", "cannot open the file for writing");
-  }
+  if (options.write_traces) detail::write_file_atomically(traces_path, traces);
 
   // The held-out tasks: one curriculum per kind, so that task j of a kind is
   // the same whichever other kinds are chosen.
@@ -326,8 +326,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
                                              {"index", t.index},
                                              {"correct", t.correct},
                                              {"trace", nlohmann::ordered_json::parse(trace.to_json())}};
-        traces << line.dump() << '\n';
-        if (!traces) throw Error(ErrorKind::io, traces_path.string(), "", "cannot write a task's trace");
+        traces += line.dump() + '\n';
       }
       report.tasks.push_back(std::move(t));
 
@@ -340,7 +339,10 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     report.summarize();
     // After each configuration, so that an interrupted run keeps what it finished.
-    if (!options.out_dir.empty()) report.write(options.out_dir);
+    if (!options.out_dir.empty()) {
+      if (options.write_traces) detail::write_file_atomically(traces_path, traces);
+      report.write(options.out_dir);
+    }
   }
   report.summarize();
   return report;

@@ -1,8 +1,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 
+#include "common/atomic_file.hpp"
 #include "distill/curriculum.hpp"
 #include "musespark/distill.hpp"
 #include "musespark/error.hpp"
@@ -16,7 +16,9 @@ void export_samples(const std::filesystem::path& dir, uint64_t seed, uint64_t fi
   options.seed = seed;
   const Curriculum curriculum(options);
   const auto file = dir / "samples.jsonl";
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  // The pictures first, then the lines that name them (atomically): a killed
+  // run leaves the old samples.jsonl, never one naming a missing picture.
+  AtomicFile out(file);
   for (int64_t i = 0; i < count; ++i) {
     const uint64_t index = first + static_cast<uint64_t>(i);
     const Sample s = curriculum.sample(index);
@@ -35,10 +37,9 @@ void export_samples(const std::filesystem::path& dir, uint64_t seed, uint64_t fi
       s.task.image->save_png(dir / name);
       j["image"] = name;
     }
-    out << j.dump() << "\n";
+    out.write(j.dump() + "\n");
   }
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write");
+  out.commit();
 }
 
 }  // namespace musespark

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.hpp"
 #include "musespark/error.hpp"
 #include "tokenizer/utf8.hpp"
 
@@ -125,11 +126,7 @@ Json tokenizer_config_json() {
 }
 
 void write_json(const std::filesystem::path& file, const Json& json) {
-  const std::string text = json.dump(2) + "\n";
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write the file");
+  write_file_atomically(file, json.dump(2) + "\n");
 }
 
 }  // namespace

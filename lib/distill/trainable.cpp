@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/atomic_file.hpp"
 #include "common/json_file.hpp"
 #include "model/safetensors.hpp"
 #include "model/weights_torch.hpp"
@@ -312,12 +313,7 @@ ModelShape TrainableModel::read_shape(const std::filesystem::path& config_json) 
 
 void TrainableModel::save(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
-  {
-    std::ofstream out(dir / "config.json.tmp", std::ios::binary | std::ios::trunc);
-    out << config_json(shape_, ids_);
-    if (!out) throw Error(ErrorKind::io, (dir / "config.json").string(), "", "cannot write");
-  }
-  std::filesystem::rename(dir / "config.json.tmp", dir / "config.json");
+  write_file_atomically(dir / "config.json", config_json(shape_, ids_));
   std::vector<std::pair<std::string, at::Tensor>> plain;
   for (const auto& [name, t] : params_) plain.emplace_back(name, t.detach());
   write_safetensors(dir / "model.safetensors", plain);
@@ -341,17 +337,14 @@ void write_safetensors(const std::filesystem::path& file,
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
   const uint64_t length = text.size();
-  // Written beside the target and renamed: a reader never sees half a file.
-  const auto tmp = std::filesystem::path(file.string() + ".tmp");
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  // A reader never sees half a file (AtomicFile).
+  AtomicFile out(file);
   char prefix[8];
   for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((length >> (8 * i)) & 0xff);
   out.write(prefix, 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& c : data) out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * c.element_size()));
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write");
-  std::filesystem::rename(tmp, file);
+  out.write(text);
+  for (const auto& c : data) out.write(c.data_ptr(), c.numel() * c.element_size());
+  out.commit();
 }
 
 std::vector<std::pair<std::string, at::Tensor>> read_safetensors(const std::filesystem::path& file) {

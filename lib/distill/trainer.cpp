@@ -16,6 +16,7 @@
 #include <malloc.h>
 #include <optional>
 
+#include "common/atomic_file.hpp"
 #include "common/json_file.hpp"
 #include "common/parallel.hpp"
 #include "distill/batch.hpp"
@@ -110,13 +111,32 @@ std::string read_bytes(const fs::path& file) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void write_text(const fs::path& file, const std::string& text) {
-  const fs::path tmp = file.string() + ".tmp";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "cannot write");
-  fs::rename(tmp, file);
+// A checkpoint is several files (weights, optimizer moments, config,
+// trainer_state.json) that must change together: a run killed between two of
+// them would resume from weights of one step and moments of another. So the
+// new files are first written whole into kStaging (each atomically), then
+// kStagedStep names their step; trainer_state.json, replaced atomically, is
+// the commit; then the staged files are moved over the old ones. A run that
+// starts finds the staging folder and finishes the move if trainer_state.json
+// already names the staged step, or else throws the staging away: either
+// way the folder holds one whole checkpoint.
+constexpr const char* kStaging = ".checkpoint-next";
+constexpr const char* kStagedStep = "step.json";
+
+void recover_checkpoint(const fs::path& out) {
+  const fs::path staging = out / kStaging, state_file = out / "trainer_state.json";
+  if (!fs::exists(staging)) return;
+  bool roll_forward = false;
+  if (fs::exists(staging / kStagedStep) && fs::exists(state_file)) {
+    const int64_t staged = required_int(read_json_file(staging / kStagedStep), "step", (staging / kStagedStep).string());
+    roll_forward = required_int(read_json_file(state_file), "step", state_file.string()) == staged;
+  }
+  if (roll_forward)
+    for (const auto& entry : fs::directory_iterator(staging)) {
+      const std::string name = entry.path().filename().string();
+      if (name != kStagedStep && name.find(".tmp-") == std::string::npos) fs::rename(entry.path(), out / name);
+    }
+  fs::remove_all(staging);
 }
 
 SpecialIds special_ids(const Tokenizer& tok, const fs::path& dir) {
@@ -335,6 +355,7 @@ DistillReport distill(const DistillOptions& options) {
   const bool bf16 = use_bf16(o.precision);
   at::set_num_threads(resolve_threads(o.threads));
   fs::create_directories(o.out);
+  recover_checkpoint(o.out);
   const fs::path state_file = o.out / "trainer_state.json";
   const bool resuming = o.resume && fs::exists(state_file);
   if (!resuming || !fs::exists(o.out / "tokenizer.json")) write_tokenizer_files(o.out);
@@ -403,6 +424,9 @@ DistillReport distill(const DistillOptions& options) {
   const std::vector<Sequence> held_out = sequences(held_out_curriculum, builder, 0, o.eval_samples);
 
   auto checkpoint = [&](const State& s) {
+    const fs::path staging = o.out / kStaging;
+    fs::remove_all(staging);
+    fs::create_directories(staging);
     std::vector<std::pair<std::string, at::Tensor>> opt;
     for (size_t i = 0; i < trained.size(); ++i) {
       opt.emplace_back("exp_avg." + trained[i].first, exp_avg[i]);
@@ -412,8 +436,9 @@ DistillReport distill(const DistillOptions& options) {
       opt.emplace_back("aux.scene_head.weight", head->weight);
       opt.emplace_back("aux.scene_head.bias", head->bias);
     }
-    write_safetensors(o.out / "optimizer.safetensors", opt);
-    model.save(o.out);
+    write_safetensors(staging / "optimizer.safetensors", opt);
+    model.save(staging);
+    write_file_atomically(staging / kStagedStep, nlohmann::json{{"step", s.step}}.dump() + "\n");
     nlohmann::ordered_json j;
     j["step"] = s.step;
     j["steps"] = o.steps;
@@ -429,7 +454,8 @@ DistillReport distill(const DistillOptions& options) {
     j["init_seed"] = o.init_seed;
     j["parameters"] = model.parameter_count();
     j["history"] = s.history;
-    write_text(state_file, j.dump(2) + "\n");
+    write_file_atomically(state_file, j.dump(2) + "\n");  // the commit
+    recover_checkpoint(o.out);
   };
 
   DistillReport report;

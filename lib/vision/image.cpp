@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "common/atomic_file.hpp"
 #include "musespark/error.hpp"
 #include "vision/preprocess.hpp"
 #include "vision/stb_alloc.hpp"
@@ -293,11 +294,9 @@ std::vector<uint8_t> Image::encode_png() const {
 
 void Image::save_png(const std::filesystem::path& file) const {
   const auto png = encode_png();
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(ErrorKind::io, file.string(), "", std::string("cannot create: ") + std::strerror(errno));
-  out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-  out.close();
-  if (!out) throw Error(ErrorKind::io, file.string(), "", "write failed (disk full?)");
+  detail::AtomicFile out(file);  // a reader sees the old file or the new one
+  out.write(png.data(), png.size());
+  out.commit();
 }
 
 namespace detail {

@@ -162,6 +162,80 @@ TEST_CASE("distill: training lowers the loss, writes a loadable folder, and a re
   CHECK(worst < 1e-6);
 }
 
+namespace {
+
+// Trains `run` until `stop_after` steps have run, then throws (a kill between
+// checkpoints).
+void train_until(DistillOptions run, int64_t stop_after) {
+  int64_t calls = 0;
+  run.on_progress = [&](const DistillProgress&) {
+    if (++calls == stop_after) throw std::runtime_error("interrupted");
+  };
+  CHECK_THROWS_AS(distill(run), std::runtime_error);
+}
+
+double largest_difference(const std::filesystem::path& a, const std::filesystem::path& b) {
+  auto x = read_safetensors(a), y = read_safetensors(b);
+  REQUIRE(x.size() == y.size());
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    REQUIRE(x[i].first == y[i].first);
+    worst = std::max(worst, (x[i].second - y[i].second).abs().max().template item<double>());
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("distill: a run killed while writing a checkpoint resumes to the same result") {
+  namespace fs = std::filesystem;
+  const auto straight = temp_dir("distill-kill-straight");
+  (void)distill(tiny_run(straight, 12));
+
+  // Two checkpoints of one run: at step 6 (`older`) and at step 9 (`newer`).
+  auto run = [](const fs::path& dir) {
+    DistillOptions o = tiny_run(dir, 12);
+    o.checkpoint_every = 3;
+    return o;
+  };
+  const auto older = temp_dir("distill-kill-older"), newer = temp_dir("distill-kill-newer");
+  train_until(run(older), 7);
+  train_until(run(newer), 10);
+  const std::vector<std::string> files = {"model.safetensors", "optimizer.safetensors", "config.json"};
+
+  // Each moment a kill can come while step 9's checkpoint replaces step 6's.
+  enum class Killed { while_staging, before_commit, after_commit, while_moving };
+  for (Killed killed : {Killed::while_staging, Killed::before_commit, Killed::after_commit, Killed::while_moving}) {
+    CAPTURE(static_cast<int>(killed));
+    const auto dir = temp_dir("distill-kill-case");
+    for (const auto& entry : fs::directory_iterator(older)) fs::copy(entry.path(), dir / entry.path().filename());
+    const fs::path staging = dir / ".checkpoint-next";
+    fs::create_directories(staging);
+    // Staged files are whole (each was written atomically); a torn temporary
+    // of the one being written may lie beside them.
+    for (const auto& f : files) fs::copy(newer / f, staging / f);
+    std::ofstream(staging / "model.safetensors.tmp-1-0") << "torn";
+    if (killed == Killed::while_staging) fs::remove(staging / "config.json");
+    if (killed != Killed::while_staging)
+      std::ofstream(staging / "step.json") << R"({"step": 9})";
+    if (killed == Killed::after_commit || killed == Killed::while_moving)
+      fs::copy(newer / "trainer_state.json", dir / "trainer_state.json", fs::copy_options::overwrite_existing);
+    if (killed == Killed::while_moving)
+      fs::rename(staging / "optimizer.safetensors", dir / "optimizer.safetensors");
+
+    int64_t first_step = -1;
+    DistillOptions resume = tiny_run(dir, 12);
+    resume.on_progress = [&](const DistillProgress& p) {
+      if (first_step < 0) first_step = p.step;
+    };
+    CHECK(distill(resume).steps == 12);
+    // From step 6 where the commit had not happened, from step 9 where it had.
+    CHECK(first_step == (killed == Killed::after_commit || killed == Killed::while_moving ? 10 : 7));
+    CHECK_FALSE(fs::exists(staging));
+    CHECK(largest_difference(straight / "model.safetensors", dir / "model.safetensors") < 1e-6);
+  }
+}
+
 TEST_CASE("distill: bf16 matrix products train like f32, and leave f32 weights") {
   std::vector<double> f32_losses, bf16_losses;
   DistillOptions a = tiny_run(temp_dir("distill-f32"), 8);
