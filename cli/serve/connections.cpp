@@ -19,6 +19,8 @@
 
 #include <fmt/format.h>
 
+#include "serve/api_error.hpp"
+
 namespace musespark::serve {
 namespace {
 
@@ -226,9 +228,10 @@ ConnectionServer::Counts ConnectionServer::counts() const {
 
 void ConnectionServer::refuse(socket_t sock) {
   ++refused_;
-  const std::string body = fmt::format(
-      R"({{"error":{{"message":"the server has {} connections open, its limit; try again later","type":"server_error","param":null,"code":"too_many_connections"}}}})",
-      limits_.max_connections);
+  const std::string body =
+      ApiError(503, "server_error", "too_many_connections", "",
+               fmt::format("the server has {} connections open, its limit; try again later", limits_.max_connections))
+          .body();
   const std::string response = fmt::format(
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\n"
       "Connection: close\r\n\r\n{}",

@@ -321,6 +321,21 @@ struct Server::Impl {
     return req.method == "POST" && (req.path == "/v1/chat/completions" || req.path == "/v1/musespark/ask");
   }
 
+  // A completion route's handler: counts the request, reads its body, checks
+  // the key, then answers with `answer`. Bodies are read here rather than by
+  // httplib, which would refuse a form-encoded body over 8 KiB (curl -d sends
+  // JSON labelled so) and parse it as a form. The body is read before the key
+  // is checked, so that a refused request leaves nothing unread on a
+  // kept-alive connection.
+  auto completion_route(void (Impl::*answer)(const httplib::Request&, const std::string&, httplib::Response&)) {
+    return [this, answer](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+      ++received;
+      const std::string body = read_body(res, read);
+      authorize(req);
+      (this->*answer)(req, body, res);
+    };
+  }
+
   void routes() {
     http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       const auto c = admission.counts();
@@ -344,22 +359,8 @@ struct Server::Impl {
                        fmt::format("The model '{}' does not exist: this server serves '{}'", req.matches[1].str(), model_id));
       res.set_content(model_object().dump(), "application/json");
     });
-    // Bodies are read here rather than by httplib, which would refuse a form-encoded
-    // body over 8 KiB (curl -d sends JSON labelled so) and parse it as a form.
-    // The body is read before the key is checked, so that a refused request
-    // leaves nothing unread on a kept-alive connection.
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-      ++received;
-      const std::string body = read_body(res, read);
-      authorize(req);
-      chat_completions(req, body, res);
-    });
-    http.Post("/v1/musespark/ask", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-      ++received;
-      const std::string body = read_body(res, read);
-      authorize(req);
-      ask_events(req, body, res);
-    });
+    http.Post("/v1/chat/completions", completion_route(&Impl::chat_completions));
+    http.Post("/v1/musespark/ask", completion_route(&Impl::ask_events));
     http.Get(R"(/([A-Za-z0-9_.-]*))", [](const httplib::Request& req, httplib::Response& res) {
       const std::string name = req.matches[1].str().empty() ? "index.html" : req.matches[1].str();
       for (const ViewerFile& f : viewer_files())

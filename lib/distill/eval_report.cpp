@@ -270,10 +270,6 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
   return out;
 }
 
-void write_text(const std::filesystem::path& file, const std::string& text) {
-  detail::write_file_atomically(file, text);
-}
-
 }  // namespace
 
 std::string EvalReport::markdown() const {
@@ -416,8 +412,8 @@ void EvalReport::write(const std::filesystem::path& directory) const {
   if (ec || !std::filesystem::is_directory(directory))
     throw Error(ErrorKind::io, directory.string(), "", "cannot create the output folder" +
                                                            (ec ? ": " + ec.message() : std::string()));
-  write_text(directory / "eval.md", markdown());
-  write_text(directory / "eval.json", to_json(2) + "\n");
+  detail::write_file_atomically(directory / "eval.md", markdown());
+  detail::write_file_atomically(directory / "eval.json", to_json(2) + "\n");
   plot().save_png(directory / "eval.png");
 }
 
