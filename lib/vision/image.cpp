@@ -79,7 +79,10 @@ std::string png_structure_problem(std::span<const uint8_t> p) {
 //    data becomes grey), so the stream must reach its end-of-image marker;
 //  - bound Huffman tables: a DHT table whose 16 code counts sum to more than
 //    256 makes stbi__build_huffman write past its 257-entry array (found by
-//    fuzzing under UBSan; later stb versions check it).
+//    fuzzing under UBSan; later stb versions check it);
+//  - insist that a scan's Huffman tables were defined: stb leaves the tables
+//    uninitialised until a DHT fills them, and a scan that names one no DHT
+//    defined decodes with garbage indices (found by fuzzing under UBSan).
 // Walks the top-level segments: marker, length, payload; after a
 // start-of-scan, the entropy-coded data up to the next real marker. An EOI
 // inside an embedded thumbnail (APP1 payload) is skipped with its segment.
@@ -87,6 +90,7 @@ std::string jpeg_structure_problem(std::span<const uint8_t> p) {
   const std::string truncated = "truncated JPEG (the data ends before its end-of-image marker)";
   size_t i = 2;  // after SOI
   const size_t n = p.size();
+  bool defined[2][4] = {};  // [class: 0 DC, 1 AC][table id] seen in a DHT so far
   while (i < n) {
     // Junk between segments is skipped, as stb and libjpeg do, so that we
     // see every segment stb will see.
@@ -108,7 +112,25 @@ std::string jpeg_structure_problem(std::span<const uint8_t> p) {
         size_t symbols = 0;
         for (int k = 1; k <= 16; ++k) symbols += p[t + k];
         if (symbols > 256) return "corrupt JPEG (a Huffman table declares more than 256 codes)";
+        const int table_class = p[t] >> 4, table_id = p[t] & 15;
+        if (table_class > 1 || table_id > 3)
+          return fmt::format("corrupt JPEG (a Huffman table with class {} and id {}; JPEG allows classes 0-1, ids 0-3)",
+                             table_class, table_id);
+        defined[table_class][table_id] = true;
         t += 17 + symbols;
+      }
+    }
+    if (marker == 0xDA) {  // SOS header: Ns, then (component, DC/AC table ids) each, then Ss, Se, Ah/Al
+      const size_t components = length >= 3 ? p[i + 2] : 0;
+      if (components == 0 || length != 6 + 2 * components)
+        return "corrupt JPEG (a start-of-scan header whose length does not match its component count)";
+      const uint8_t spectral_start = p[i + 3 + 2 * components], spectral_end = p[i + 4 + 2 * components];
+      for (size_t c = 0; c < components; ++c) {
+        const int dc = p[i + 4 + 2 * c] >> 4, ac = p[i + 4 + 2 * c] & 15;
+        // A scan that starts at coefficient 0 decodes DC values; one that ends past it decodes AC values.
+        if ((spectral_start == 0 && (dc > 3 || !defined[0][dc])) || (spectral_end > 0 && (ac > 3 || !defined[1][ac])))
+          return fmt::format(
+              "corrupt JPEG (a scan uses Huffman table DC {} / AC {}, which no earlier DHT segment defines)", dc, ac);
       }
     }
     i += length;

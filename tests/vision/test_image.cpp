@@ -254,6 +254,18 @@ TEST_CASE("image: truncated and corrupt PNG and JPEG data is a format error") {
   auto dht_error = expect_error(ErrorKind::format, [&] { Image::decode(as_bytes(bad_dht), "dht.jpg"); });
   CHECK(dht_error.message().find("Huffman") != std::string::npos);
 
+  // A scan naming a Huffman table no DHT defined: stb would decode with its
+  // uninitialised table (found by fuzzing under UBSan); refused by name.
+  auto undefined_table = jpeg;
+  size_t sos = 2;
+  while (sos + 4 < undefined_table.size() && !(undefined_table[sos] == 0xFF && undefined_table[sos + 1] == 0xDA))
+    ++sos;
+  REQUIRE(sos + 7 < undefined_table.size());
+  undefined_table[sos + 6] = 0x33;  // the first component's DC/AC selectors: table 3, never defined
+  auto scan_error = expect_error(ErrorKind::format, [&] { Image::decode(as_bytes(undefined_table), "scan.jpg"); });
+  CHECK(scan_error.message().find("DC 3 / AC 3") != std::string::npos);
+  CHECK(scan_error.file() == "scan.jpg");
+
   // The compressed data scrambled: stb's zlib decoder must notice.
   auto broken = png;
   for (size_t i = 45; i < 80 && i < broken.size(); ++i) broken[i] = static_cast<uint8_t>(0xA5 ^ i);
