@@ -23,6 +23,8 @@ struct DistillArgs {
   DistillOptions options;
   std::string out, teacher, shape = "student";
   std::vector<int64_t> stem_channels, stem_strides;
+  // A new model's text size, over --shape's (0: the shape's own).
+  int64_t hidden_size = 0, intermediate_size = 0, layers = 0, heads = 0;
   bool no_resume = false;
   int64_t export_count = 0;
   uint64_t export_first = 0;
@@ -73,6 +75,10 @@ void run(DistillArgs& a) {
     o.shape.stem_channels = a.stem_channels;
     o.shape.stem_strides = a.stem_strides;
   }
+  if (a.hidden_size > 0) o.shape.hidden_size = a.hidden_size;
+  if (a.intermediate_size > 0) o.shape.intermediate_size = a.intermediate_size;
+  if (a.layers > 0) o.shape.num_layers = a.layers;
+  if (a.heads > 0) o.shape.num_heads = a.heads;
   o.resume = !a.no_resume;
   const bool terminal = isatty(fileno(stderr));
   o.on_progress = [terminal](const DistillProgress& p) { show(p, terminal); };
@@ -103,6 +109,12 @@ void add_distill_command(CLI::App& app, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--stem-channels", a->stem_channels, "a new model's convolutional stem: channels per 3x3 conv")
       ->delimiter(',');
+  cmd->add_option("--hidden-size", a->hidden_size, "a new model's text hidden size (default: --shape's)")
+      ->check(CLI::Range(int64_t{16}, int64_t{4096}));
+  cmd->add_option("--intermediate-size", a->intermediate_size, "a new model's SwiGLU width (default: --shape's)")
+      ->check(CLI::Range(int64_t{16}, int64_t{16384}));
+  cmd->add_option("--layers", a->layers, "a new model's text layers (default: --shape's)")->check(CLI::Range(1, 64));
+  cmd->add_option("--heads", a->heads, "a new model's attention heads of 64 (default: --shape's)")->check(CLI::Range(1, 64));
   cmd->add_option("--stem-strides", a->stem_strides, "the stem's strides, one per conv")->delimiter(',');
   cmd->add_option("--seed", o.data_seed, "curriculum seed");
   cmd->add_option("--kinds", o.kinds, "task kinds to train on, comma-separated (default: all)")->delimiter(',');

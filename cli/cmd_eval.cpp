@@ -27,6 +27,7 @@ struct EvalArgs {
   ModelArgs model;
   std::string out;
   uint64_t seed = kEvalSeed;
+  bool held_out_phrasings = false;
   int32_t tasks = 50;
   std::string kinds;
   std::string configs;
@@ -85,6 +86,7 @@ void run(const EvalArgs& a) {
   o.model = a.model.options();
   o.out_dir = a.out;
   o.seed = a.seed;
+  o.held_out_phrasings = a.held_out_phrasings;
   o.tasks_per_kind = a.tasks;
   o.kinds = parse_eval_kinds(a.kinds, "--kinds");
   o.configs = parse_eval_configs(a.configs, "--configs");
@@ -115,6 +117,8 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   args->model.add_to(*cmd);
   cmd->add_option("--out", args->out, "folder for eval.md, eval.json and eval.png")->required();
   cmd->add_option("--seed", args->seed, "seed of the held-out curriculum (training uses 1)");
+  cmd->add_flag("--held-out-phrasings", args->held_out_phrasings,
+                "ask the text kinds in phrasings the model was not trained on (same numbers)");
   cmd->add_option("--tasks", args->tasks, "tasks per kind")->check(CLI::Range(1, 100000));
   cmd->add_option("--kinds", args->kinds, "task kinds, comma-separated (default: all): " + [] {
     std::string s;

@@ -91,6 +91,10 @@ struct EvalOptions {
   std::filesystem::path model_dir;  // evaluate(options) loads it
   ModelOptions model;               // dtype, threads (0: one per core), context
   uint64_t seed = kEvalSeed;        // of the held-out curriculum
+  // Ask the text kinds in the held-out phrasings: question frames and
+  // sentence forms the default model was never trained on (same numbers as
+  // the training phrasings of this seed). The visual kinds are unchanged.
+  bool held_out_phrasings = false;
   int32_t tasks_per_kind = 50;      // >= 1
   std::vector<std::string> kinds;   // empty: every kind (text kinds only for a model without vision)
   std::vector<std::string> configs; // empty: every configuration
@@ -224,6 +228,7 @@ struct EvalReport {
   DType dtype = DType::f32;
   int threads = 1;
   uint64_t seed = kEvalSeed;
+  bool held_out_phrasings = false;
   int32_t tasks_per_kind = 0;
   std::vector<std::string> kinds;
   std::vector<EvalConfig> configs;

@@ -9,6 +9,8 @@
 #include <limits>
 #include <span>
 
+#include "distill/phrasing.hpp"
+#include "distill/rng.hpp"
 #include "musespark/error.hpp"
 #include "reasoning/vote.hpp"
 #include "reasoning/workspace.hpp"
@@ -17,52 +19,11 @@
 namespace musespark::detail {
 namespace {
 
-// --- Deterministic randomness -------------------------------------------------
-// splitmix64, and bounded integers by rejection: the same numbers with every
-// compiler and standard library (std::*_distribution are not specified
-// bit-for-bit).
-
-uint64_t mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Independent streams for what is drawn from one (seed, index).
 constexpr uint64_t kTaskStream = 1;        // + the kind's number
 constexpr uint64_t kStyleStream = 100;
 constexpr uint64_t kWorkspaceStream = 200;  // + the kind's number
-
-class Rng {
- public:
-  Rng(uint64_t seed, uint64_t index, uint64_t stream) : state_(mix(mix(mix(seed) ^ index) + stream)) {}
-
-  uint64_t next() { return mix(state_ += 0x9E3779B97F4A7C15ull); }
-
-  // Uniform in [lo, hi]; lo <= hi.
-  int between(int lo, int hi) {
-    const uint64_t span = static_cast<uint64_t>(static_cast<int64_t>(hi) - lo) + 1;
-    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
-    uint64_t x = next();
-    while (x >= limit) x = next();
-    return static_cast<int>(lo + static_cast<int64_t>(x % span));
-  }
-  // Uniform in [0, 1).
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  bool chance(double p) { return unit() < p; }
-
-  template <class T>
-  const T& pick(std::span<const T> items) {
-    return items[static_cast<size_t>(between(0, static_cast<int>(items.size()) - 1))];
-  }
-  template <class T>
-  void shuffle(std::vector<T>& items) {
-    for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[static_cast<size_t>(between(0, static_cast<int>(i) - 1))]);
-  }
-
- private:
-  uint64_t state_;
-};
+constexpr uint64_t kWordingStream = 300;    // + the kind's number
 
 // --- Worked solutions ---------------------------------------------------------
 
@@ -98,31 +59,129 @@ struct ChainStep {
   int left_from = -1, right_from = -1;
 };
 
-// The lines "a+b=c" of `steps` and the results. A slip adds a small error to
-// one step's result, and later steps carry it on.
+// --- Column arithmetic ----------------------------------------------------------
+// How the teacher works one operation, so that each line is a one-digit fact
+// a small model can learn (DESIGN.md "The default model"): a header "37+48",
+// one line per column, least significant first, with the carry or borrow
+// written out, then the result:
+//   37+48        85-19          23*7        37*24
+//   7+8=15       15-9=6         3*7=21      37*4 / 7*4=28 / 3*4+2=14 / =148
+//   3+4+1=8      8-1-1=6        2*7+2=16    37*2 / 7*2=14 / 3*2+1=7 / =74
+//   =85          =66            =161        148+740 / 8+0=8 / 4+4=8 / 1+7=8 / =888
+// An operation on two one-digit numbers is one line ("4+7=11"). A product
+// has a one-digit factor, or a two-digit multiplier that is not a multiple of
+// ten (long multiplication: one partial product per digit, then their sum).
+
+std::vector<int> digits_of(int n) {  // least significant first; 0 is {0}
+  std::vector<int> d;
+  do d.push_back(n % 10), n /= 10;
+  while (n > 0);
+  return d;
+}
+
+// A slipped column: the value written is one off.
+int slipped(int v) { return v % 10 == 9 ? v - 1 : v + 1; }
+
+// The column lines of a op b (after its header) and the result; `slip_column`
+// >= 0 makes that column's value one off. a >= b for '-'; for '*', b < 10.
+int column_lines(int a, char op, int b, int slip_column, std::vector<std::string>& lines) {
+  const std::vector<int> da = digits_of(a), db = op == '*' ? std::vector<int>{b} : digits_of(b);
+  const size_t n = op == '*' ? da.size() : std::max(da.size(), db.size());
+  std::vector<int> out;  // the result's digits, least significant first; the last entry may be > 9
+  int carry = 0;         // carry (+, *) or borrow (-) into this column
+  for (size_t i = 0; i < n; ++i) {
+    const int x = i < da.size() ? da[i] : 0, y = op == '*' ? b : i < db.size() ? db[i] : 0;
+    const bool last = i + 1 == n;
+    std::string line;
+    int v = 0;
+    if (op == '+') {
+      v = x + y + carry;
+      line = carry ? fmt::format("{}+{}+1=", x, y) : fmt::format("{}+{}=", x, y);
+    } else if (op == '-') {
+      const bool borrow = x - carry < y && !last;
+      const int top = borrow ? x + 10 : x;
+      v = top - y - carry;
+      line = carry ? fmt::format("{}-{}-1=", top, y) : fmt::format("{}-{}=", top, y);
+      if (static_cast<int>(i) == slip_column) v = slipped(v);
+      lines.push_back(line + std::to_string(v));
+      out.push_back(v);
+      carry = borrow ? 1 : 0;
+      continue;
+    } else {
+      v = x * y + carry;
+      line = carry ? fmt::format("{}*{}+{}=", x, y, carry) : fmt::format("{}*{}=", x, y);
+    }
+    if (static_cast<int>(i) == slip_column) v = slipped(v);
+    lines.push_back(line + std::to_string(v));
+    out.push_back(last ? v : v % 10);
+    carry = v / 10;
+  }
+  int result = 0;  // most significant first; the last column's value counts whole, carry included
+  for (size_t i = out.size(); i-- > 0;) result = result * 10 + out[i];
+  return result;
+}
+
+// The lines of `left op right` (header, columns, "=result") and its result;
+// `slip` (when set) makes one column one off. Nullopt for a subtraction
+// below zero (a slipped chain can get there).
+std::optional<int> worked_step(int left, char op, int right, Rng* slip, std::vector<std::string>& lines) {
+  if (op == '-' && left < right) return std::nullopt;
+  if (left < 10 && right < 10) {  // a one-digit fact
+    int v = op == '+' ? left + right : op == '-' ? left - right : left * right;
+    if (slip) v = slipped(v);
+    lines.push_back(fmt::format("{}{}{}={}", left, op, right, v));
+    return v;
+  }
+  lines.push_back(fmt::format("{}{}{}", left, op, right));
+  if (op == '*' && std::min(left, right) >= 10) {  // long multiplication by `right`'s two digits
+    const int units = right % 10, tens = right / 10;
+    const int slipped_part = slip ? slip->between(0, 2) : -1;
+    auto partial = [&](int digit, int part) {
+      lines.push_back(fmt::format("{}*{}", left, digit));
+      const auto cols = static_cast<int>(digits_of(left).size());
+      const int v = column_lines(left, '*', digit, part == slipped_part ? slip->between(0, cols - 1) : -1, lines);
+      lines.push_back(fmt::format("={}", v));
+      return v;
+    };
+    const int low = partial(units, 0), high = partial(tens, 1) * 10;
+    lines.push_back(fmt::format("{}+{}", low, high));
+    const auto cols = static_cast<int>(digits_of(high).size());
+    const int v = column_lines(low, '+', high, slipped_part == 2 ? slip->between(0, cols - 1) : -1, lines);
+    lines.push_back(fmt::format("={}", v));
+    return v;
+  }
+  // The multi-digit factor is worked in columns (a product's one-digit factor is its multiplier).
+  const bool swap = op == '*' && left < 10;
+  const int a = swap ? right : left, b = swap ? left : right;
+  const auto cols = static_cast<int>(op == '*' ? digits_of(a).size() : std::max(digits_of(a).size(), digits_of(b).size()));
+  const int v = column_lines(a, op, b, slip ? slip->between(0, cols - 1) : -1, lines);
+  lines.push_back(fmt::format("={}", v));
+  return v;
+}
+
+// The worked lines of `steps` and the results. A slip puts one column of one
+// step one off, and later steps carry it on; empty when a slip leads below
+// zero.
 std::vector<int> run_chain(const std::vector<ChainStep>& steps, Rng* slip, std::vector<std::string>& lines) {
-  const int slipped = slip ? slip->between(0, static_cast<int>(steps.size()) - 1) : -1;
-  static constexpr int kErrors[] = {-10, -2, -1, 1, 2, 10};
+  const int slipped_step = slip ? slip->between(0, static_cast<int>(steps.size()) - 1) : -1;
   std::vector<int> results;
   for (size_t i = 0; i < steps.size(); ++i) {
     const ChainStep& s = steps[i];
     const int left = s.left_from >= 0 ? results[static_cast<size_t>(s.left_from)] : s.left;
     const int right = s.right_from >= 0 ? results[static_cast<size_t>(s.right_from)] : s.right;
-    int result = apply(left, s.op, right);
-    if (static_cast<int>(i) == slipped) {
-      const int error = slip->pick<int>(kErrors);
-      result += result + error < 0 ? -error : error;
-    }
-    lines.push_back(fmt::format("{}{}{}={}", left, s.op, right, result));
-    results.push_back(result);
+    const auto result = worked_step(left, s.op, right, static_cast<int>(i) == slipped_step ? slip : nullptr, lines);
+    if (!result) return {};
+    results.push_back(*result);
   }
   return results;
 }
 
-// A chain whose last result is the answer.
+// A chain whose last result is the answer (none after a slip below zero).
 Worked chain_answer(const std::vector<ChainStep>& steps, Rng* slip) {
   Worked w;
-  w.answer = std::to_string(run_chain(steps, slip, w.lines).back());
+  const std::vector<int> results = run_chain(steps, slip, w.lines);
+  if (results.empty()) return Worked{};
+  w.answer = std::to_string(results.back());
   return w;
 }
 
@@ -146,140 +205,226 @@ Problem chain_problem(std::string question, std::vector<ChainStep> steps) {
 }
 
 // --- Text tasks -----------------------------------------------------------------
+// The numbers of a task come from its Rng, the words from a Wording with an
+// Rng of its own, so that the training and held-out phrasings of one (seed,
+// index) ask the same numbers.
 
-// Intermediate values stay in 0..kMaxValue so that each step is learnable.
-constexpr int kMaxValue = 199;
+// Intermediate values stay in 0..kMaxValue (mostly two-digit operands).
+constexpr int kMaxValue = 999;
 
-// "What is 37 + 48 - 19?": 3-4 operands, left to right, with parentheses
-// where a product follows a sum so that the usual precedence agrees.
-Problem arithmetic(Rng& rng) {
-  const int operands = rng.between(3, 4);
-  int value = rng.between(2, 99);
-  std::string expression = std::to_string(value);
-  bool sum_on_top = false;  // the expression so far ends in + or - at its top level
-  const int start = value;
-  std::vector<std::pair<char, int>> ops_done;
+// An operand up to `hi`: mostly 1..99, now and then up to 999.
+int operand(Rng& rng, int lo, int hi) {
+  return rng.between(lo, std::max(lo, std::min(hi, rng.chance(0.85) ? 99 : 999)));
+}
+
+// A multiplier for `value`: one digit, or now and then two (not a multiple of ten).
+int multiplier(Rng& rng, int value) {
+  const int most = kMaxValue / value;
+  if (most >= 11 && rng.chance(0.15)) {
+    int m = rng.between(11, std::min(99, most));
+    if (m % 10 == 0) --m;
+    return m;
+  }
+  return rng.between(2, std::min(9, most));
+}
+
+// "What is 37 + 48 - 19?" and its variants: 2-4 operands, left to right.
+Problem arithmetic(Rng& rng, Wording& words) {
+  const int operands = rng.chance(0.3) ? 2 : rng.between(3, 4);
+  Expression e;
+  e.start = rng.chance(0.85) ? rng.between(2, 99) : rng.between(100, 500);
+  int value = e.start;
   for (int i = 1; i < operands; ++i) {
     std::vector<char> ops;  // + and - twice as likely as *
     if (value <= kMaxValue - 1) ops.insert(ops.end(), {'+', '+'});
     if (value >= 2) ops.insert(ops.end(), {'-', '-'});
     if (value * 2 <= kMaxValue) ops.push_back('*');
     const char op = rng.pick<char>(ops);
-    const int operand = op == '+'   ? rng.between(1, std::min(99, kMaxValue - value))
-                        : op == '-' ? rng.between(1, std::min(99, value - 1))
-                                    : rng.between(2, std::min(9, kMaxValue / value));
-    if (op == '*' && sum_on_top) expression = "(" + expression + ")";
-    expression += fmt::format(" {} {}", op, operand);
-    sum_on_top = op != '*';
-    ops_done.emplace_back(op, operand);
-    value = apply(value, op, operand);
+    const int x = op == '+' ? operand(rng, 1, kMaxValue - value) : op == '-' ? operand(rng, 1, value - 1) : multiplier(rng, value);
+    e.ops.emplace_back(op, x);
+    value = apply(value, op, x);
   }
-  return chain_problem("What is " + expression + "?", running(start, ops_done));
+  return chain_problem(arithmetic_question(words, e), running(e.start, e.ops));
 }
 
 struct Person {
   const char* name;
-  const char* pronoun;  // lower case
+  bool she;
 };
-constexpr Person kPeople[] = {{"Ann", "she"},  {"Ben", "he"},  {"Cara", "she"}, {"Dan", "he"},
-                              {"Eva", "she"},  {"Finn", "he"}, {"Gia", "she"},  {"Hugo", "he"},
-                              {"Ivy", "she"},  {"Jack", "he"}, {"Kim", "she"},  {"Leo", "he"}};
-constexpr const char* kItems[] = {"pens",  "apples", "stickers", "marbles", "books",
-                                  "cards", "shells", "coins",    "eggs",    "toys"};
+constexpr Person kPeople[] = {
+    {"Ann", true},   {"Ben", false},  {"Cara", true},  {"Dan", false},  {"Eva", true},    {"Finn", false},
+    {"Gia", true},   {"Hugo", false}, {"Ivy", true},   {"Jack", false}, {"Kim", true},    {"Leo", false},
+    {"Maria", true}, {"Noah", false}, {"Olga", true},  {"Pedro", false}, {"Rosa", true},  {"Sam", false},
+    {"Tara", true},  {"Omar", false}, {"Lena", true},  {"Yuki", true},  {"Ravi", false}, {"Zoe", true},
+    {"Mia", true},   {"Tom", false},  {"Priya", true}, {"Ali", false},  {"Nina", true},   {"Luca", false}};
+struct Item {
+  const char* one;
+  const char* many;
+};
+constexpr Item kItems[] = {{"pen", "pens"},         {"apple", "apples"},   {"sticker", "stickers"}, {"marble", "marbles"},
+                           {"book", "books"},       {"card", "cards"},     {"shell", "shells"},     {"coin", "coins"},
+                           {"egg", "eggs"},         {"toy", "toys"},       {"cookie", "cookies"},   {"candy", "candies"},
+                           {"balloon", "balloons"}, {"stamp", "stamps"},   {"pencil", "pencils"},   {"orange", "oranges"},
+                           {"button", "buttons"},   {"bead", "beads"},     {"crayon", "crayons"},   {"flower", "flowers"},
+                           {"ticket", "tickets"},   {"peach", "peaches"},  {"cupcake", "cupcakes"}, {"lemon", "lemons"},
+                           {"rock", "rocks"},       {"puzzle", "puzzles"}, {"bottle", "bottles"},   {"cherry", "cherries"}};
+struct Container {
+  const char* one;
+  const char* many;
+};
+constexpr Container kContainers[] = {{"box", "boxes"}, {"bag", "bags"}, {"pack", "packs"}, {"jar", "jars"}, {"basket", "baskets"}};
 
 std::string capitalized(std::string s) {
   if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
   return s;
 }
 
-// A handful of templates, 2-3 steps each; the thinking is the same symbolic
-// steps as arithmetic's.
-Problem word_problem(Rng& rng) {
+// The words of one story: who, what, and how its sentences are put.
+struct Story {
+  Wording& w;
+  std::string A, B, s, items, item;  // s: "she"/"he"
+  double number_words = 0.1;         // numbers up to 20 as words, sometimes
+  std::string n(int x) { return w.number(x, x <= 20 ? number_words : 0); }
+  std::string count(int x) { return n(x) + " " + (x == 1 ? item : items); }
+  std::string fill(std::string_view frame, int x = 0, int y = 0) {
+    return fmt::format(fmt::runtime(frame), fmt::arg("A", A), fmt::arg("B", B), fmt::arg("s", s),
+                       fmt::arg("S", capitalized(s)), fmt::arg("items", items), fmt::arg("x", n(x)),
+                       fmt::arg("y", n(y)), fmt::arg("cx", count(x)));
+  }
+  // A verb phrase that adds x ("buys 5 more") or takes x away ("gives away 5").
+  std::string event(char op, int x) {
+    if (op == '+')
+      return fill(w.pick({"buys {x} more", "finds {x} more", "gets {x} more", "is given {x} more", "wins {x} more",
+                          "buys {x} more {items}", "gets another {x}"},
+                         {"picks up {x} more", "collects {x} more", "receives {x} more"}),
+                  x);
+    return fill(w.pick({"gives away {x}", "gives away {cx}", "loses {x}", "gives {x} to {B}", "sells {x}", "uses {x}",
+                        "loses {cx}"},
+                       {"gives {x} of them away", "hands {x} to {B}", "gives {B} {x}"}),
+                x);
+  }
+  // The events after the opening sentence, joined as a person would.
+  std::string events(const std::vector<std::pair<char, int>>& ops) {
+    std::vector<std::string> e;
+    for (auto [op, x] : ops) e.push_back(event(op, x));
+    const std::string S = capitalized(s);
+    if (e.size() == 1) return fill(w.pick({"{S} ", "Then {s} ", "{A} "}, {"Later {s} ", "Next, {s} "})) + e[0] + ".";
+    if (e.size() == 2)
+      return fmt::format(fmt::runtime(w.pick({"{S} {0} and then {1}.", "{S} {0}, then {1}.", "{S} {0}. Then {s} {1}.",
+                                              "{S} {0} and {1}."},
+                                             {"First {s} {0}, and after that {s} {1}.", "{S} {0}. Later, {s} {1}."})),
+                         e[0], e[1], fmt::arg("S", S), fmt::arg("s", s));
+    return fmt::format(fmt::runtime(w.pick({"{S} {0}, {1}, and then {2}.", "{S} {0}. Then {s} {1}. After that, {s} {2}.",
+                                            "{S} {0}, then {1}, then {2}."},
+                                           {"First {s} {0}, next {s} {1}, and last {s} {2}."})),
+                       e[0], e[1], e[2], fmt::arg("S", S), fmt::arg("s", s));
+  }
+  std::string how_many_now() {
+    return fill(w.pick({"How many {items} does {s} have now?", "How many {items} does {A} have now?",
+                        "How many {items} does {s} have?", "How many does {s} have now?",
+                        "How many {items} does {A} have left?"},
+                       {"How many {items} does {s} end up with?", "What is the number of {items} {s} has now?",
+                        "Now how many {items} does {A} have?"}));
+  }
+};
+
+// Word problems, 1-3 steps: a count or groups of a count, then things
+// gained and lost; buying packs; two people's counts added.
+Problem word_problem(Rng& rng, Wording& words) {
   const Person& a = rng.pick<Person>(kPeople);
   const Person* b = &rng.pick<Person>(kPeople);
   while (b == &a) b = &rng.pick<Person>(kPeople);
-  const std::string A = a.name, B = b->name, s = a.pronoun, S = capitalized(a.pronoun), items = rng.pick<const char*>(kItems);
-  const std::string how_many = fmt::format("How many {} does {} have now?", items, s);
-  // "apple" for 1, else "apples" (every item's plural adds an s).
-  auto noun = [&items](int n) { return n == 1 ? items.substr(0, items.size() - 1) : items; };
-  auto n_items = [&noun](int n) { return fmt::format("{} {}", n, noun(n)); };
-  switch (rng.between(0, 7)) {
-    case 0: {
-      const int boxes = rng.between(2, 9), each = rng.between(2, std::min(20, kMaxValue / boxes));
-      const int away = rng.between(1, boxes * each - 1);
-      return chain_problem(fmt::format("{} has {} boxes of {} {}. {} gives away {}. {}", A, boxes, each, items, S,
-                                       n_items(away), how_many),
-                           running(boxes, {{'*', each}, {'-', away}}));
+  const Item& item = rng.pick<Item>(kItems);
+  Story st{words, a.name, b->name, a.she ? "she" : "he", item.many, item.one};
+  // Gains and losses after `value`, keeping it in 1..kMaxValue.
+  auto changes = [&rng](int value, int count) {
+    std::vector<std::pair<char, int>> ops;
+    for (int i = 0; i < count; ++i) {
+      const bool gain = value < 2 || (value < kMaxValue && rng.chance(0.5));
+      const int x = gain ? operand(rng, 1, kMaxValue - value) : rng.between(1, std::min(99, value - 1));
+      ops.emplace_back(gain ? '+' : '-', x);
+      value += gain ? x : -x;
     }
-    case 1: {
-      const int have = rng.between(2, 99), buys = rng.between(1, std::min(99, kMaxValue - have));
-      const int away = rng.between(1, have + buys - 1);
-      return chain_problem(fmt::format("{} has {} {}. {} buys {} more and then gives away {}. {}", A, have, items, S,
-                                       buys, away, how_many),
-                           running(have, {{'+', buys}, {'-', away}}));
+    return ops;
+  };
+  switch (rng.between(0, 4)) {
+    case 0:
+    case 1: {  // a count, then 1-3 changes
+      const int have = operand(rng, 2, 300);
+      const auto ops = changes(have, rng.between(1, 3));
+      const std::string open = st.fill(words.pick({"{A} has {cx}.", "{A} had {cx}.", "{A} owns {cx}.", "{A} has got {cx}."},
+                                                  {"At first, {A} has {cx}.", "{A} starts with {cx}."}),
+                                       have);
+      return chain_problem(words.typed(open + " " + st.events(ops) + " " + st.how_many_now()), running(have, ops));
     }
-    case 2: {
-      const int packs = rng.between(2, 9), each = rng.between(2, std::min(20, 150 / packs));
-      const int have = rng.between(1, std::min(99, kMaxValue - packs * each));
+    case 2: {  // groups of a count, then 0-2 changes
+      const Container& c = rng.pick<Container>(kContainers);
+      const int groups = rng.between(2, 9), each = rng.between(2, std::min(25, kMaxValue / groups));
+      std::vector<std::pair<char, int>> ops = {{'*', each}};
+      for (auto op : changes(groups * each, rng.between(0, 2))) ops.push_back(op);
+      const std::string open = fmt::format(
+          fmt::runtime(words.pick({"{A} has {g} {cs} of {e} {items}.", "{A} has {g} {cs} with {e} {items} in each {c}.",
+                                   "{A} has {g} {cs}. Each {c} has {e} {items}."},
+                                  {"{A} has {g} {cs}, and each {c} holds {e} {items}."})),
+          fmt::arg("A", st.A), fmt::arg("g", st.n(groups)), fmt::arg("cs", c.many), fmt::arg("c", c.one),
+          fmt::arg("e", st.n(each)), fmt::arg("items", st.items));
+      std::vector<std::pair<char, int>> after(ops.begin() + 1, ops.end());
+      const std::string middle = after.empty() ? "" : " " + st.events(after);
+      const std::string question =
+          after.empty() ? st.fill(words.pick({"How many {items} does {s} have?", "How many {items} does {A} have in all?",
+                                              "How many {items} are there in total?"},
+                                             {"What is the total number of {items}?"}))
+                        : st.how_many_now();
+      return chain_problem(words.typed(open + middle + " " + question), running(groups, ops));
+    }
+    case 3: {  // a count, then packs bought
+      const Container& c = rng.pick<Container>(kContainers);
+      const int packs = rng.between(2, 9), each = rng.between(2, std::min(20, 500 / packs));
+      const int have = operand(rng, 1, kMaxValue - packs * each);
       std::vector<ChainStep> steps = {{packs, '*', each}, {have, '+', 0, -1, 0}};
-      return chain_problem(fmt::format("{} has {}. {} buys {} packs of {} {}. {}", A, n_items(have), S, packs, each,
-                                       items, how_many),
-                           std::move(steps));
+      const std::string text = fmt::format(
+          fmt::runtime(words.pick({"{A} has {h}. {S} buys {p} {cs} of {e} {items}.",
+                                   "{A} has {h}. Then {s} buys {p} {cs} with {e} {items} each."},
+                                  {"{A} has {h}. {S} also buys {p} {cs}, each with {e} {items}."})),
+          fmt::arg("A", st.A), fmt::arg("S", capitalized(st.s)), fmt::arg("s", st.s), fmt::arg("h", st.count(have)),
+          fmt::arg("p", st.n(packs)), fmt::arg("cs", c.many), fmt::arg("e", st.n(each)), fmt::arg("items", st.items));
+      return chain_problem(words.typed(text + " " + st.how_many_now()), std::move(steps));
     }
-    case 3: {
-      const int have = rng.between(2, 99), gives = rng.between(1, have - 1);
-      const int finds = rng.between(1, std::min(99, kMaxValue - (have - gives)));
-      return chain_problem(fmt::format("{} has {} {}. {} gives {} to {} and then finds {} more. {}", A, have, items, S,
-                                       gives, B, finds, how_many),
-                           running(have, {{'-', gives}, {'+', finds}}));
-    }
-    case 4: {
-      const int boxes = rng.between(2, 9), each = rng.between(2, std::min(20, kMaxValue / boxes));
-      const int away = rng.between(1, boxes * each - 1), buys = rng.between(1, std::min(99, kMaxValue - (boxes * each - away)));
-      return chain_problem(fmt::format("{} has {} boxes of {} {}. {} gives away {} and then buys {} more. {}", A, boxes,
-                                       each, items, S, n_items(away), buys, how_many),
-                           running(boxes, {{'*', each}, {'-', away}, {'+', buys}}));
-    }
-    case 5: {
-      const int have = rng.between(2, 90), more = rng.between(1, std::min(99, kMaxValue - 2 * have));
-      std::vector<ChainStep> steps = {{have, '+', more}, {have, '+', 0, -1, 0}};
-      return chain_problem(fmt::format("{} has {}. {} has {} more {} than {}. How many {} do they have together?", A,
-                                       n_items(have), B, more, noun(more), A, items),
-                           std::move(steps));
-    }
-    case 6: {
-      const int have = rng.between(2, 99), buys = rng.between(1, std::min(99, kMaxValue - have));
-      const int away = rng.between(1, have + buys - 1), again = rng.between(1, std::min(99, kMaxValue - (have + buys - away)));
-      return chain_problem(fmt::format("{} has {} {}. {} buys {} more, gives away {}, and then buys {} more. {}", A, have,
-                                       items, S, buys, away, again, how_many),
-                           running(have, {{'+', buys}, {'-', away}, {'+', again}}));
-    }
-    default: {
-      const int bags = rng.between(2, 9), each = rng.between(2, std::min(20, kMaxValue / bags));
-      const int taken = rng.between(1, bags * each - 1);
-      return chain_problem(fmt::format("There are {} {} in each of {} bags. {} takes out {}. How many {} are left in the "
-                                       "bags?",
-                                       each, items, bags, A, n_items(taken), items),
-                           running(bags, {{'*', each}, {'-', taken}}));
+    default: {  // two people: one has more or fewer than the other; together?
+      const bool more = rng.chance(0.6);
+      const int have = operand(rng, more ? 2 : 12, more ? 300 : 400);
+      const int diff = more ? operand(rng, 1, std::min(99, kMaxValue - 2 * have)) : rng.between(1, have - 1);
+      std::vector<ChainStep> steps = {{have, more ? '+' : '-', diff}, {have, '+', 0, -1, 0}};
+      const std::string relation =
+          more ? st.fill(words.pick({"{B} has {x} more {items} than {A}.", "{B} has {x} more than {A}."},
+                                    {"{B} has {x} {items} more than {A}."}),
+                         diff)
+               : st.fill(words.pick({"{B} has {x} fewer {items} than {A}.", "{B} has {x} fewer than {A}."},
+                                    {"{B} has {x} {items} fewer than {A}."}),
+                         diff);
+      const std::string question = st.fill(words.pick({"How many {items} do they have together?", "How many {items} do they have in total?",
+                                                       "How many {items} do they have altogether?"},
+                                                      {"What is the total number of {items} the two of them have?"}));
+      return chain_problem(words.typed(st.fill("{A} has {cx}.", have) + " " + relation + " " + question), std::move(steps));
     }
   }
 }
 
 // "Which is larger, 47 + 18 or 9 * 7?": the answer is the larger value.
-Problem comparison(Rng& rng) {
+Problem comparison(Rng& rng, Wording& words) {
   auto side = [&rng] {
     static constexpr char kOps[] = {'+', '-', '*'};
     const char op = rng.pick<char>(kOps);
     if (op == '+') {
       const int a = rng.between(1, 99);
-      return ChainStep{a, op, rng.between(1, std::min(99, kMaxValue - a))};
+      return ChainStep{a, op, rng.between(1, 99)};
     }
     if (op == '-') {
       const int a = rng.between(2, 99);
       return ChainStep{a, op, rng.between(1, a - 1)};
     }
     const int a = rng.between(2, 9);
-    return ChainStep{a, op, rng.between(2, std::min(20, kMaxValue / a))};
+    return ChainStep{a, op, rng.between(2, 30)};
   };
   auto value = [](const ChainStep& s) { return apply(s.left, s.op, s.right); };
   const ChainStep left = side();
@@ -290,12 +435,12 @@ Problem comparison(Rng& rng) {
        ++tries)
     right = side();
   Problem p;
-  auto text = [](const ChainStep& s) { return fmt::format("{} {} {}", s.left, s.op, s.right); };
-  p.task.question = fmt::format("Which is larger, {} or {}?", text(left), text(right));
+  auto expression = [](const ChainStep& s) { return Expression{s.left, {{s.op, s.right}}}; };
+  p.task.question = comparison_question(words, expression(left), expression(right));
   p.work = [steps = std::vector<ChainStep>{left, right}](Rng* slip) {
     Worked w;
     const std::vector<int> v = run_chain(steps, slip, w.lines);
-    if (v[0] == v[1]) return Worked{};  // a slip into a tie: no answer
+    if (v.empty() || v[0] == v[1]) return Worked{};  // a slip below zero or into a tie: no answer
     w.lines.push_back(fmt::format("{}{}{}", v[0], v[0] > v[1] ? '>' : '<', v[1]));
     w.answer = std::to_string(std::max(v[0], v[1]));
     return w;
@@ -310,12 +455,11 @@ struct UnitPair {
   int big_max, small_min, small_max;
   const char* story;  // {person} {amount} {small unit}
 };
-// Grams are the exception to kMaxValue: 3 kg 450 g is 3450 g, a pattern
-// rather than a sum to learn.
+// Grams are the exception to two-digit operands: 3 kg 450 g is 3450 g.
 constexpr UnitPair kUnits[] = {
-    {"hour", "minute", 60, 3, 1, 59, "{} waited {}. How many {}s is that?"},
-    {"minute", "second", 60, 3, 1, 59, "{} ran for {}. How many {}s is that?"},
-    {"metre", "centimetre", 100, 1, 1, 99, "{} has a rope of {}. How many {}s long is it?"},
+    {"hour", "minute", 60, 9, 1, 59, "{} waited {}. How many {}s is that?"},
+    {"minute", "second", 60, 9, 1, 59, "{} ran for {}. How many {}s is that?"},
+    {"metre", "centimetre", 100, 9, 1, 99, "{} has a rope of {}. How many {}s long is it?"},
     {"kilogram", "gram", 1000, 9, 100, 999, "{}'s bag weighs {}. How many {}s is that?"},
     {"week", "day", 7, 9, 1, 6, "{}'s trip lasted {}. How many {}s is that?"},
     {"day", "hour", 24, 7, 1, 23, "{}'s journey took {}. How many {}s is that?"},
@@ -325,16 +469,19 @@ constexpr UnitPair kUnits[] = {
 std::string count_of(int n, const char* unit) { return fmt::format("{} {}{}", n, unit, n == 1 ? "" : "s"); }
 
 // "How many minutes are in 3 hours and 15 minutes?": 3*60=180, 180+15=195.
-Problem units(Rng& rng) {
+Problem units(Rng& rng, Wording& words) {
   const UnitPair& u = rng.pick<UnitPair>(kUnits);
   const int big = rng.between(1, u.big_max);
-  const int room = u.factor >= 1000 ? u.small_max : std::min(u.small_max, kMaxValue - big * u.factor);
-  const int small = rng.between(u.small_min, std::max(u.small_min, room));
-  const std::string amount = count_of(big, u.big) + " and " + count_of(small, u.small);
+  const int small = rng.between(u.small_min, u.small_max);
+  const std::string amount =
+      count_of(big, u.big) + std::string(words.any({" and ", " and ", " "})) + count_of(small, u.small);
   const Person& who = rng.pick<Person>(kPeople);
-  std::string question = rng.chance(0.5) ? fmt::format("How many {}s are in {}?", u.small, amount)
-                                         : fmt::format(fmt::runtime(u.story), who.name, amount, u.small);
-  return chain_problem(std::move(question), running(big, {{'*', u.factor}, {'+', small}}));
+  const std::string_view frame = words.pick({"How many {1}s are in {0}?", "How many {1}s are in {0}?", "How many {1}s is {0}?",
+                                             "Convert {0} to {1}s.", "story"},
+                                            {"{0} equals how many {1}s?", "Express {0} in {1}s.", "What is {0} in {1}s?"});
+  std::string question = frame == "story" ? fmt::format(fmt::runtime(u.story), who.name, amount, u.small)
+                                          : fmt::format(fmt::runtime(frame), amount, u.small);
+  return chain_problem(words.typed(std::move(question)), running(big, {{'*', u.factor}, {'+', small}}));
 }
 
 // --- Pictures ---------------------------------------------------------------------
@@ -573,14 +720,16 @@ Problem small_digits(Rng& rng) {
   return p;
 }
 
-Problem make_problem(TaskKind kind, uint64_t seed, uint64_t index) {
+Problem make_problem(TaskKind kind, uint64_t seed, uint64_t index, Phrasings phrasings) {
   Rng rng(seed, index, kTaskStream + static_cast<uint64_t>(kind));
+  Rng wording_rng(seed, index, kWordingStream + static_cast<uint64_t>(kind));
+  Wording words(wording_rng, phrasings);
   Problem p;
   switch (kind) {
-    case TaskKind::arithmetic: p = arithmetic(rng); break;
-    case TaskKind::word_problem: p = word_problem(rng); break;
-    case TaskKind::comparison: p = comparison(rng); break;
-    case TaskKind::units: p = units(rng); break;
+    case TaskKind::arithmetic: p = arithmetic(rng, words); break;
+    case TaskKind::word_problem: p = word_problem(rng, words); break;
+    case TaskKind::comparison: p = comparison(rng, words); break;
+    case TaskKind::units: p = units(rng, words); break;
     case TaskKind::count_color: p = count_color(rng); break;
     case TaskKind::digit_sum: p = digit_sum(rng); break;
     case TaskKind::compare_size: p = compare_size(rng); break;
@@ -689,7 +838,7 @@ Curriculum::Curriculum(CurriculumOptions options) : options_(std::move(options))
 }
 
 Task Curriculum::task(uint64_t index) const {
-  return make_problem(kinds_[index % kinds_.size()], options_.seed, index).task;
+  return make_problem(kinds_[index % kinds_.size()], options_.seed, index, options_.phrasings).task;
 }
 
 Sample Curriculum::sample(uint64_t index) const {
@@ -698,11 +847,11 @@ Sample Curriculum::sample(uint64_t index) const {
   const SampleStyle style = u < options_.instant_fraction                              ? SampleStyle::instant
                             : u < options_.instant_fraction + options_.refine_fraction ? SampleStyle::refine
                                                                                        : SampleStyle::thinking;
-  return teach_problem(make_problem(kinds_[index % kinds_.size()], options_.seed, index), style, options_.seed);
+  return teach_problem(make_problem(kinds_[index % kinds_.size()], options_.seed, index, options_.phrasings), style, options_.seed);
 }
 
 Sample Curriculum::teach(const Task& task, SampleStyle style) const {
-  Problem p = make_problem(task.kind, options_.seed, task.index);
+  Problem p = make_problem(task.kind, options_.seed, task.index, options_.phrasings);
   if (p.task.question != task.question || p.task.answer != task.answer)
     throw Error(ErrorKind::invalid_argument, "", "task",
                 fmt::format("not {} task {} of this curriculum (seed {}): its question or answer differs",

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "distill/phrasing.hpp"
 #include "musespark/image.hpp"
 
 namespace musespark::detail {
@@ -86,11 +87,17 @@ struct Task {
   Scene zoom_scene = Scene::unlabelled();  // of the crop of zoom_region
 };
 
-// The teacher's thinking is short and regular (the model is tiny and reads
-// bytes): one step a line, each line ending in "\n".
-//   arithmetic, word_problem, units: one binary operation a line, on numbers
-//                 of the question or earlier results: "37+48=85\n85-19=66\n"
-//   comparison:   "47+18=65\n9*7=63\n65>63\n"
+// The teacher's thinking is regular (the model is tiny and reads bytes): one
+// small step a line, each line ending in "\n".
+//   arithmetic, word_problem, units: each binary operation, on numbers of the
+//                 question or earlier results, in column arithmetic: a header,
+//                 one line per digit column (least significant first, carries
+//                 and borrows written out), then "=" and the result:
+//                 "37+48\n7+8=15\n3+4+1=8\n=85\n85-19\n15-9=6\n8-1-1=6\n=66\n";
+//                 two one-digit numbers are one line ("4+7=11"); a product by a
+//                 two-digit multiplier is long multiplication (a partial
+//                 product per digit, then their sum)
+//   comparison:   both sides so, then "65>63\n"
 //   count_color:  each shape of the colour, in reading order, then the count:
 //                 "<box>(333,0),(667,333)</box> red\n<box>(0,667),(333,1000)</box> red\n2\n"
 //                 ("none\n" when there is none)
@@ -136,6 +143,9 @@ struct CurriculumOptions {
   std::vector<TaskKind> kinds;     // empty: all kinds, in equal shares
   double instant_fraction = 0.2;   // share of samples in the instant style
   double refine_fraction = 0.2;    // share of samples in the refine style
+  // The text kinds' wording (distill/phrasing.hpp): training, or the held-out
+  // frames evaluated separately. The numbers of a (seed, index) are the same in both.
+  Phrasings phrasings = Phrasings::training;
 };
 
 class Curriculum {

@@ -274,10 +274,11 @@ std::string join(const std::vector<std::string>& items, const char* separator = 
 
 std::string EvalReport::markdown() const {
   std::string md = "# musespark eval\n\n";
-  md += fmt::format("Model `{}` ({}, {} parameters{}, {}, {} thread{}); held-out curriculum seed {}, {} task{} per "
-                    "kind; {} tasks in {}.\n\n",
+  md += fmt::format("Model `{}` ({}, {} parameters{}, {}, {} thread{}); held-out curriculum seed {}{}, {} "
+                    "task{} per kind; {} tasks in {}.\n\n",
                     model_dir, architecture, format_parameters(parameters), vision ? ", vision" : "", dtype_name(dtype),
-                    threads, threads == 1 ? "" : "s", seed, tasks_per_kind, tasks_per_kind == 1 ? "" : "s",
+                    threads, threads == 1 ? "" : "s", seed,
+                    held_out_phrasings ? " in the held-out phrasings" : "", tasks_per_kind, tasks_per_kind == 1 ? "" : "s",
                     tasks.size(), format_duration(this->seconds));
   md += "| config | group | tasks | correct | accuracy | tokens/task | s/task | escalated |\n";
   md += "|---|---|--:|--:|--:|--:|--:|--:|\n";
@@ -334,6 +335,7 @@ std::string EvalReport::to_json(int indent) const {
   j["model"] = Json{{"directory", model_dir},   {"architecture", architecture}, {"parameters", parameters},
                     {"vision", vision},         {"dtype", dtype_name(dtype)},   {"threads", threads}};
   j["seed"] = seed;
+  j["phrasings"] = held_out_phrasings ? "held_out" : "training";
   j["tasks_per_kind"] = tasks_per_kind;
   j["kinds"] = kinds;
   Json groups_of = Json::object();

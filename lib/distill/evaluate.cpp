@@ -229,6 +229,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   report.dtype = info.dtype;
   report.threads = info.threads;
   report.seed = options.seed;
+  report.held_out_phrasings = options.held_out_phrasings;
   report.tasks_per_kind = options.tasks_per_kind;
   if (!info.vision) {
     std::vector<std::string> visual;
@@ -268,6 +269,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   for (const auto& kind : kinds) {
     detail::CurriculumOptions picked;
     picked.seed = options.seed;
+    if (options.held_out_phrasings) picked.phrasings = detail::Phrasings::held_out;
     picked.kinds = {*detail::parse_task_kind(kind)};
     const detail::Curriculum curriculum(picked);
     const auto kind_number = static_cast<uint64_t>(

@@ -72,6 +72,31 @@ std::vector<int> numbers_in(const std::string& text) {
   return out;
 }
 
+// A question in plain symbols: lower case, number words as digits, operator
+// words and signs as + - *, so that the regexes below read every phrasing.
+std::string plain(std::string q) {
+  for (char& c : q) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  q = std::regex_replace(q, std::regex("  +"), " ");
+  q = std::regex_replace(q, std::regex("which one"), "which");  // not the number
+  static const char* kOnes[] = {"zero",    "one",     "two",       "three",    "four",     "five",   "six",
+                                "seven",   "eight",   "nine",      "ten",      "eleven",   "twelve", "thirteen",
+                                "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+  static const char* kTens[] = {"twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"};
+  std::vector<std::pair<std::string, int>> words;
+  for (int t = 0; t < 8; ++t)
+    for (int u = 1; u <= 9; ++u) words.push_back({std::string(kTens[t]) + "-" + kOnes[u], 20 + 10 * t + u});
+  for (int t = 0; t < 8; ++t) words.push_back({kTens[t], 20 + 10 * t});
+  for (int n = 19; n >= 0; --n) words.push_back({kOnes[n], n});
+  for (const auto& [word, n] : words)
+    q = std::regex_replace(q, std::regex("\\b" + word + "\\b"), std::to_string(n));
+  q = std::regex_replace(q, std::regex(" plus "), " + ");
+  q = std::regex_replace(q, std::regex(" minus "), " - ");
+  q = std::regex_replace(q, std::regex(" (times|multiplied by) "), " * ");
+  q = std::regex_replace(q, std::regex("\u00d7"), "*");
+  q = std::regex_replace(q, std::regex(R"(([\d)]) ?x ?([\d(]))"), "$1*$2");
+  return q;
+}
+
 // --- An independent evaluator for "What is 12 + (3 - 1) * 4?" ---
 struct Parser {
   std::string_view s;
@@ -273,91 +298,224 @@ TEST_CASE("curriculum: answers are canonical and the extractor finds them in eve
     CHECK(extract_answer(answer_text) == s.task.answer);
     CHECK(normalize_answer(extract_answer(answer_text)) == s.task.answer);
     // Short and regular: the model is tiny and byte-level.
-    CHECK(thinking.size() <= 240);
+    CHECK(thinking.size() <= 600);
     if (s.style == SampleStyle::thinking) CHECK(s.user_text == s.task.question);
   }
   CHECK(styles.size() == 3);
 }
 
 TEST_CASE("curriculum: arithmetic, comparison and units answers agree with an independent reading") {
-  const Curriculum c = curriculum(8, {TaskKind::arithmetic, TaskKind::comparison, TaskKind::units}, 0, 0);
-  static const std::regex kArithmetic(R"(What is ([0-9+\-*() ]+)\?)");
-  static const std::regex kComparison(R"(Which is larger, (\d+ [+\-*] \d+) or (\d+ [+\-*] \d+)\?)");
-  static const std::regex kAmount(R"((\d+) (hour|minute|metre|kilogram|week|day|year)s? and (\d+) ([a-z]+?)s?\b)");
-  const std::map<std::string, int> factor = {{"hour", 60}, {"minute", 60}, {"metre", 100}, {"kilogram", 1000},
-                                             {"week", 7},  {"day", 24},    {"year", 12}};
-  std::set<int> operand_counts;
-  for (uint64_t i = 0; i < 300; ++i) {
-    const Task t = c.task(i);
-    CAPTURE(t.question);
+  for (const Phrasings set : {Phrasings::training, Phrasings::held_out}) {
+    CAPTURE(std::string(phrasings_name(set)));
+    CurriculumOptions o;
+    o.seed = 8;
+    o.kinds = {TaskKind::arithmetic, TaskKind::comparison, TaskKind::units};
+    o.instant_fraction = o.refine_fraction = 0;
+    o.phrasings = set;
+    const Curriculum c(o);
+    static const std::regex kExpression(R"([0-9(][0-9+\-*() ]*[+\-*][0-9+\-*() ]*[0-9)])");
+    static const std::regex kSide(R"(\d+ ?[+\-*] ?\d+)");
+    static const std::regex kAmount(R"((\d+) (hour|minute|metre|kilogram|week|day|year)s?(?: and | )(\d+) ([a-z]+?)s?\b)");
+    const std::map<std::string, int> factor = {{"hour", 60}, {"minute", 60}, {"metre", 100}, {"kilogram", 1000},
+                                               {"week", 7},  {"day", 24},    {"year", 12}};
+    std::set<int> operand_counts;
+    for (uint64_t i = 0; i < 300; ++i) {
+      const Task t = c.task(i);
+      CAPTURE(t.question);
+      const std::string q = plain(t.question);
+      CAPTURE(q);
+      std::smatch m;
+      switch (t.kind) {
+        case TaskKind::arithmetic: {
+          REQUIRE(std::regex_search(q, m, kExpression));
+          CHECK(std::to_string(evaluate(m[0].str())) == t.answer);
+          operand_counts.insert(static_cast<int>(numbers_in(m[0].str()).size()));
+          break;
+        }
+        case TaskKind::comparison: {
+          std::vector<int> sides;
+          for (std::sregex_iterator it(q.begin(), q.end(), kSide), end; it != end; ++it) sides.push_back(evaluate(it->str()));
+          REQUIRE(sides.size() == 2);
+          CHECK(sides[0] != sides[1]);
+          CHECK(std::to_string(std::max(sides[0], sides[1])) == t.answer);
+          break;
+        }
+        default: {
+          REQUIRE(std::regex_search(q, m, kAmount));
+          CHECK(q.find(m[4].str() + "s") != std::string::npos);  // asks for the small unit
+          CHECK(std::to_string(std::stoi(m[1]) * factor.at(m[2]) + std::stoi(m[3])) == t.answer);
+        }
+      }
+    }
+    CHECK(operand_counts == std::set<int>{2, 3, 4});
+  }
+}
+
+// Checks one thinking of column arithmetic: every line a true one-digit fact,
+// every operation's "=result" right, its operands from the question or
+// earlier results. Returns the top-level operations' results in order.
+static std::vector<int> check_worked(const std::vector<std::string>& lines, std::set<int> known, std::set<int>& used) {
+  static const std::regex kHeader(R"((\d+)([+\-*])(\d+))");
+  static const std::regex kFact(R"((\d+)([+\-*])(\d+)(?:([+\-])(\d+))?=(\d+))");
+  static const std::regex kResult(R"(=(\d+))");
+  struct Open {
+    int left, right;
+    char op;
+  };
+  std::vector<Open> open;  // headers whose "=result" is still to come (long multiplication nests them)
+  std::vector<int> results;
+  for (const std::string& line : lines) {
+    CAPTURE(line);
     std::smatch m;
-    switch (t.kind) {
-      case TaskKind::arithmetic: {
-        REQUIRE(std::regex_match(t.question, m, kArithmetic));
-        CHECK(std::to_string(evaluate(m[1].str())) == t.answer);
-        operand_counts.insert(static_cast<int>(numbers_in(m[1].str()).size()));
-        break;
+    if (std::regex_match(line, m, kHeader)) {
+      const int l = std::stoi(m[1]), r = std::stoi(m[3]);
+      if (open.empty()) {
+        CHECK(known.count(l) == 1);  // from the question or an earlier step
+        CHECK(known.count(r) == 1);
+        used.insert(l), used.insert(r);
+        CHECK((l >= 10 || r >= 10));  // two one-digit numbers are a fact line instead
       }
-      case TaskKind::comparison: {
-        REQUIRE(std::regex_match(t.question, m, kComparison));
-        const int left = evaluate(m[1].str()), right = evaluate(m[2].str());
-        CHECK(left != right);
-        CHECK(std::to_string(std::max(left, right)) == t.answer);
-        break;
+      open.push_back({l, r, m[2].str()[0]});
+    } else if (std::regex_match(line, m, kResult)) {
+      REQUIRE(!open.empty());
+      Open o = open.back();
+      open.pop_back();
+      const int v = std::stoi(m[1]);
+      CHECK(v == (o.op == '+' ? o.left + o.right : o.op == '-' ? o.left - o.right : o.left * o.right));
+      // The sum of a long multiplication's partial products is its result too.
+      if (o.op == '+' && !open.empty() && open.back().op == '*' && std::min(open.back().left, open.back().right) >= 10) {
+        o = open.back();
+        open.pop_back();
+        CHECK(v == o.left * o.right);
       }
-      default: {
-        REQUIRE(std::regex_search(t.question, m, kAmount));
-        CHECK(t.question.find("How many " + m[4].str()) != std::string::npos);  // asks for the small unit
-        CHECK(std::to_string(std::stoi(m[1]) * factor.at(m[2]) + std::stoi(m[3])) == t.answer);
+      if (open.empty()) results.push_back(v), known.insert(v);
+    } else {
+      REQUIRE(std::regex_match(line, m, kFact));
+      const int a = std::stoi(m[1]), b = std::stoi(m[3]), v = std::stoi(m[6]);
+      const char op = m[2].str()[0];
+      int want = op == '+' ? a + b : op == '-' ? a - b : a * b;
+      if (m[4].matched) want += m[4] == "+" ? std::stoi(m[5]) : -std::stoi(m[5]);
+      CHECK(v == want);
+      CHECK(b <= 9);
+      CHECK(a <= (op == '-' ? 19 : 9));
+      if (open.empty()) {  // a fact line on its own is a whole one-digit operation
+        CHECK(known.count(a) == 1);
+        CHECK(known.count(b) == 1);
+        used.insert(a), used.insert(b);
+        results.push_back(v), known.insert(v);
       }
     }
   }
-  CHECK(operand_counts == std::set<int>{3, 4});
+  CHECK(open.empty());
+  return results;
 }
 
-TEST_CASE("curriculum: every step of a text trace is true, uses the question's numbers, and stays small") {
+TEST_CASE("curriculum: every step of a text trace is true column arithmetic on the question's numbers") {
   const Curriculum c = curriculum(9, {TaskKind::arithmetic, TaskKind::word_problem, TaskKind::comparison, TaskKind::units},
                                   0, 0);
-  static const std::regex kStep(R"((\d+)([+\-*])(\d+)=(\d+))");
   static const std::regex kCompare(R"((\d+)([<>])(\d+))");
+  std::set<size_t> step_counts;
   for (uint64_t i = 0; i < 400; ++i) {
     const Sample s = c.sample(i);
     CAPTURE(s.task.question);
     CAPTURE(s.completion);
-    const std::vector<int> given = numbers_in(s.task.question);
+    const std::vector<int> given = numbers_in(plain(s.task.question));
     std::set<int> known(given.begin(), given.end()), used;
     if (s.task.kind == TaskKind::units) known.insert({60, 100, 1000, 7, 24, 12});  // the conversion factors
-    const auto lines = lines_of(split_completion(s.completion).first);
+    auto lines = lines_of(split_completion(s.completion).first);
     REQUIRE(!lines.empty());
-    int last = -1;
-    for (const std::string& line : lines) {
-      std::smatch m;
-      if (std::regex_match(line, m, kCompare)) {
-        REQUIRE(s.task.kind == TaskKind::comparison);
-        const int l = std::stoi(m[1]), r = std::stoi(m[3]);
-        CHECK((m[2] == ">" ? l > r : l < r));
-        CHECK(s.task.answer == std::to_string(std::max(l, r)));
-        continue;
-      }
-      REQUIRE(std::regex_match(line, m, kStep));
-      const int l = std::stoi(m[1]), r = std::stoi(m[3]), result = std::stoi(m[4]);
-      const char op = m[2].str()[0];
-      CHECK(result == (op == '+' ? l + r : op == '-' ? l - r : l * r));
-      CHECK(known.count(l) == 1);  // from the question or an earlier step
-      CHECK(known.count(r) == 1);
-      used.insert(l), used.insert(r);
-      if (op == '*' && s.task.kind != TaskKind::units) CHECK(std::min(l, r) <= 9);  // single-digit multiplier
-      if (s.task.question.find("gram") == std::string::npos) CHECK(result <= 199);
-      CHECK(result >= 0);
-      known.insert(result);
-      last = result;
+    std::smatch m;
+    if (s.task.kind == TaskKind::comparison) {
+      REQUIRE(std::regex_match(lines.back(), m, kCompare));
+      lines.pop_back();
     }
-    if (s.task.kind != TaskKind::comparison) CHECK(std::to_string(last) == s.task.answer);
+    const std::vector<int> results = check_worked(lines, known, used);
+    REQUIRE(!results.empty());
+    for (int r : results) CHECK((r >= 0 && r <= (s.task.question.find("gram") == std::string::npos ? 999 : 9999)));
+    if (s.task.kind == TaskKind::comparison) {
+      REQUIRE(results.size() == 2);
+      const int l = std::stoi(m[1]), r = std::stoi(m[3]);
+      CHECK(l == results[0]);
+      CHECK(r == results[1]);
+      CHECK((m[2] == ">" ? l > r : l < r));
+      CHECK(s.task.answer == std::to_string(std::max(l, r)));
+    } else {
+      CHECK(std::to_string(results.back()) == s.task.answer);
+    }
     if (s.task.kind != TaskKind::units)  // every number of the question is used (units have the factor besides)
       for (int n : given) CHECK(used.count(n) == 1);
-    CHECK(lines.size() >= 2);
-    CHECK(lines.size() <= 3);
+    if (s.task.kind == TaskKind::arithmetic || s.task.kind == TaskKind::word_problem) step_counts.insert(results.size());
   }
+  CHECK(step_counts == std::set<size_t>{1, 2, 3});
+}
+
+TEST_CASE("curriculum: column arithmetic carries, borrows and multiplies digit by digit") {
+  // Questions whose numbers force each case, found by searching the curriculum.
+  const Curriculum c = curriculum(11, {TaskKind::arithmetic}, 0, 0);
+  std::set<std::string> seen;
+  for (uint64_t i = 0; i < 3000 && seen.size() < 5; ++i) {
+    const std::string thinking = split_completion(c.sample(i).completion).first;
+    if (thinking.find("+1=") != std::string::npos) seen.insert("carry");
+    if (std::regex_search(thinking, std::regex(R"(\n1\d-\d(-1)?=)"))) seen.insert("borrow");
+    if (std::regex_search(thinking, std::regex(R"(\n\d\*\d\+\d=)"))) seen.insert("product carry");
+    if (std::regex_search(thinking, std::regex(R"(\d\d\*\d\d\n\d+\*\d\n)"))) seen.insert("long multiplication");
+    if (std::regex_search(thinking, std::regex(R"(\n\d-\d-1=)"))) seen.insert("borrow taken");
+  }
+  CHECK(seen == std::set<std::string>{"borrow", "borrow taken", "carry", "long multiplication", "product carry"});
+  // And one worked exactly: a known question's trace, line by line.
+  for (uint64_t i = 0; i < 3000; ++i) {
+    const Sample s = c.sample(i);
+    if (s.task.answer != "66" || plain(s.task.question).find("85 - 19") == std::string::npos) continue;
+    CHECK(split_completion(s.completion).first.find("85-19\n15-9=6\n8-1-1=6\n=66\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("curriculum: phrasings vary, and the held-out ones never appear in training") {
+  // The frames that only the held-out set has: none of them in 2,000 training questions.
+  static const char* kHeldOut[] = {"Tell me what", "I need the value of", "Give me the result of", "What do you get for",
+                                   "Quick question", "Help me compute", "Which of ", "Tell me which", "Is ",
+                                   "equals how many", "Express ", "in minutes?", "starts with", "At first",
+                                   "end up with", "What is the number of", "Now how many", "each box holds",
+                                   "also buys", "picks up", "collects", "receives", "of them away", "hands ",
+                                   "the two of them", "Later", "Next,", "First "};
+  std::map<Phrasings, std::set<std::string>> firsts;
+  std::map<Phrasings, int> held_out_hits;
+  for (const Phrasings set : {Phrasings::training, Phrasings::held_out}) {
+    CurriculumOptions o;
+    o.seed = 12;
+    o.kinds = {TaskKind::arithmetic, TaskKind::word_problem, TaskKind::comparison, TaskKind::units};
+    o.phrasings = set;
+    const Curriculum c(o);
+    for (uint64_t i = 0; i < 2000; ++i) {
+      const Task t = c.task(i);
+      CAPTURE(t.question);
+      firsts[set].insert(t.question.substr(0, t.question.find(' ')));
+      bool hit = false;
+      for (const char* h : kHeldOut) hit = hit || t.question.find(h) != std::string::npos;
+      if (set == Phrasings::training)
+        for (const char* h : kHeldOut) CHECK(t.question.find(h) == std::string::npos);
+      held_out_hits[set] += hit;
+    }
+  }
+  CHECK(held_out_hits[Phrasings::held_out] >= 1500);  // most held-out questions use a held-out phrase
+  CHECK(firsts[Phrasings::training].size() >= 40);    // "What", "Compute", names, numbers, ...
+  // Same numbers, other words: task i of both sets asks for the same answer.
+  CurriculumOptions o;
+  o.seed = 12;
+  o.kinds = {TaskKind::arithmetic, TaskKind::word_problem};
+  const Curriculum training(o);
+  o.phrasings = Phrasings::held_out;
+  const Curriculum held_out(o);
+  int differ = 0;
+  for (uint64_t i = 0; i < 100; ++i) {
+    CHECK(training.task(i).answer == held_out.task(i).answer);
+    differ += training.task(i).question != held_out.task(i).question;
+  }
+  CHECK(differ >= 95);
+  CHECK(number_in_words(42) == "forty-two");
+  CHECK(number_in_words(13) == "thirteen");
+  CHECK(number_in_words(70) == "seventy");
+  CHECK_THROWS_AS(number_in_words(100), Error);
 }
 
 TEST_CASE("curriculum: count_color boxes exactly the cells with shapes of the asked colour") {

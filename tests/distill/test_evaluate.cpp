@@ -454,6 +454,17 @@ TEST_CASE("eval: the same seed gives the same answers, another seed other tasks"
   const EvalReport c = evaluate(seer(), o);
   REQUIRE(c.tasks.size() == 1);
   CHECK(c.tasks[0].question != a.tasks[0].question);
+
+  // The held-out phrasings: the same numbers (so the same answer), other words.
+  o.seed = a.seed;
+  o.held_out_phrasings = true;
+  const EvalReport d = evaluate(seer(), o);
+  REQUIRE(d.tasks.size() == 1);
+  CHECK(d.tasks[0].expected == a.tasks[0].expected);
+  CHECK(d.tasks[0].question != a.tasks[0].question);
+  CHECK(d.held_out_phrasings);
+  CHECK(d.to_json().find("\"phrasings\": \"held_out\"") != std::string::npos);
+  CHECK(d.markdown().find("in the held-out phrasings") != std::string::npos);
 }
 
 TEST_CASE("eval: deepconf-8 has its own stop settings unless they are set, and they reach the engine") {
