@@ -150,3 +150,39 @@ test("the Stop button cancels the agents on the server", async () => {
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("on a server started with --api-key the page asks for the key and sends it", async () => {
+  const keyed = await startServer(VISION_MODEL, ["--api-key", "viewer-secret"]);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(120000);
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    // The browser logs each 401 it gets as a console error: those are expected here.
+    page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("401")) problems.push(`console: ${m.text()}`); });
+    await page.goto(`${keyed.url}/`);
+    await page.waitForSelector("#api-key-label:not([hidden])");
+    assert.match(await page.textContent("#status"), /wants an API key/);
+    assert.equal(await page.textContent("#model-name"), "");
+
+    await page.fill("#api-key", "wrong");
+    await page.dispatchEvent("#api-key", "change");
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("refused"));
+    assert.equal(await page.textContent("#model-name"), "");
+
+    await page.fill("#api-key", "viewer-secret");
+    await page.dispatchEvent("#api-key", "change");
+    await page.waitForFunction(() => document.getElementById("model-name").textContent.includes("vision"));
+    await page.fill("#question", "How many red squares are there?");
+    await page.selectOption("#mode", "instant");
+    await page.selectOption("#effort", "minimal");
+    await page.click("#ask");
+    await waitUntilSettled(page);
+    assert.equal(await shownError(page), "");
+    assert.equal(await page.getAttribute("body", "data-state"), "done");
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    assert.equal(await keyed.stop(), 0);
+  }
+});

@@ -36,6 +36,14 @@ function showError(message) {
 
 function setStatus(text) { $("status").textContent = text; }
 
+// The Authorization header for a server started with --api-key: the key the
+// user typed (shown only once the server has asked for one), kept for this
+// tab in sessionStorage.
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
 // ---- agents -------------------------------------------------------------
 
 function agentCard(id, round, role) {
@@ -337,7 +345,7 @@ async function ask(event) {
   try {
     const response = await fetch("v1/musespark/ask", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify(requestBody()),
       signal: controller.signal,
     });
@@ -420,11 +428,30 @@ $("trace-file").addEventListener("change", async () => {
 // ---- start ---------------------------------------------------------------
 
 view = newView();
-fetch("v1/models")
-  .then((r) => r.json())
-  .then((list) => {
-    model = list.data[0];
-    $("model-name").textContent = `· ${model.id}`;
-    if (!model.musespark?.vision) $("image").title = "this model has no vision encoder: an image can only be drawn on";
-  })
-  .catch(() => setStatus("no server: open a saved trace"));
+// The model's name; a server that wants an API key answers 401 until the
+// key is typed in.
+function loadModel() {
+  fetch("v1/models", { headers: authHeaders() })
+    .then((r) => {
+      if (r.status === 401) {
+        $("api-key-label").hidden = false;
+        setStatus($("api-key").value ? "the server refused this API key" : "this server wants an API key");
+        return null;
+      }
+      return r.json();
+    })
+    .then((list) => {
+      if (!list) return;
+      model = list.data[0];
+      $("model-name").textContent = `· ${model.id}`;
+      if ($("api-key").value) setStatus("");
+      if (!model.musespark?.vision) $("image").title = "this model has no vision encoder: an image can only be drawn on";
+    })
+    .catch(() => setStatus("no server: open a saved trace"));
+}
+$("api-key").value = sessionStorage.getItem("musespark-api-key") ?? "";
+$("api-key").addEventListener("change", () => {
+  sessionStorage.setItem("musespark-api-key", $("api-key").value.trim());
+  loadModel();
+});
+loadModel();
