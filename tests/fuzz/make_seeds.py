@@ -5,7 +5,9 @@ Run once after changing it; the seeds are committed. Every seed is a valid
 input (the fuzzer mutates from there): small PNGs of each colour layout and
 JPEGs from stb's writer, a safetensors file per dtype, the default model's
 config.json and tokenizer.json and a tiny BPE tokenizer, chat requests of
-each kind, and traces. Needs a C compiler and libstb-dev for the JPEGs.
+each kind, traces, the small GGUF files of tests/model/make_gguf.py, and
+the chat templates of tests/tokenizer/jinja_templates.
+Needs a C compiler and libstb-dev for the JPEGs, and python3-numpy.
 """
 import base64
 import json
@@ -147,12 +149,31 @@ def traces():
                                                           "box": [0, 0, 8, 8], "applied": True}]}))
 
 
+def gguf():
+    """The small valid files of tests/model/make_gguf.py: every metadata value type and tensor type,
+    version 2 with alignment 64, and no tensors."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["/usr/bin/python3", str(ROOT / "tests/model/make_gguf.py"), tmp], check=True)
+        for name in ("types.gguf", "v2_align64.gguf", "no_tensors.gguf"):
+            put("gguf", name, (pathlib.Path(tmp) / "valid" / name).read_bytes())
+
+
+def templates():
+    # Ours, which use what the real chat templates use (those stay in node_modules).
+    for path in sorted((ROOT / "tests/tokenizer/jinja_templates").glob("*.jinja")):
+        put("jinja", path.name, path.read_bytes())
+    put("jinja", "small.jinja", "{%- for m in messages if m.role != 'tool' -%}{{ loop.index }}{{ m.content | trim | tojson }}"
+        "{% else %}{{ raise_exception('none') }}{%- endfor %}{% set ns = namespace(x=[1, 2.5, none]) %}{{ ns.x[::-1] }}")
+
+
 def main():
     images()
     safetensors()
     json_files()
     requests()
     traces()
+    gguf()
+    templates()
     print("seeds:", sum(1 for _ in CORPUS.rglob("*") if _.is_file()), "files under", CORPUS.relative_to(ROOT))
     return 0
 
