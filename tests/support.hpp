@@ -99,9 +99,10 @@ inline std::string qwen3_tokenizer() {
 
 inline std::vector<float> read_floats(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("read_floats: cannot open " + file.string());
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<float> out(bytes.size() / sizeof(float));
-  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));  // memcpy of null is UB
   return out;
 }
 
