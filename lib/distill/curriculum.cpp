@@ -6,8 +6,6 @@
 #include <array>
 #include <cmath>
 #include <functional>
-#include <limits>
-#include <span>
 
 #include "distill/phrasing.hpp"
 #include "distill/rng.hpp"
@@ -94,19 +92,15 @@ int column_lines(int a, char op, int b, int slip_column, std::vector<std::string
     const bool last = i + 1 == n;
     std::string line;
     int v = 0;
+    bool borrow = false;  // '-': this column took ten from the next
     if (op == '+') {
       v = x + y + carry;
       line = carry ? fmt::format("{}+{}+1=", x, y) : fmt::format("{}+{}=", x, y);
     } else if (op == '-') {
-      const bool borrow = x - carry < y && !last;
+      borrow = x - carry < y && !last;
       const int top = borrow ? x + 10 : x;
-      v = top - y - carry;
+      v = top - y - carry;  // one digit
       line = carry ? fmt::format("{}-{}-1=", top, y) : fmt::format("{}-{}=", top, y);
-      if (static_cast<int>(i) == slip_column) v = slipped(v);
-      lines.push_back(line + std::to_string(v));
-      out.push_back(v);
-      carry = borrow ? 1 : 0;
-      continue;
     } else {
       v = x * y + carry;
       line = carry ? fmt::format("{}*{}+{}=", x, y, carry) : fmt::format("{}*{}=", x, y);
@@ -114,7 +108,7 @@ int column_lines(int a, char op, int b, int slip_column, std::vector<std::string
     if (static_cast<int>(i) == slip_column) v = slipped(v);
     lines.push_back(line + std::to_string(v));
     out.push_back(last ? v : v % 10);
-    carry = v / 10;
+    carry = op == '-' ? (borrow ? 1 : 0) : v / 10;
   }
   int result = 0;  // most significant first; the last column's value counts whole, carry included
   for (size_t i = out.size(); i-- > 0;) result = result * 10 + out[i];
