@@ -101,6 +101,9 @@ void add_distill_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--shape", a->shape, "architecture of a new model")->check(CLI::IsMember({"student", "teacher"}));
   cmd->add_option("--steps", o.steps)->check(CLI::PositiveNumber);
   cmd->add_option("--batch", o.batch, "sequences per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch-tokens", o.micro_batch_tokens,
+                  "padded tokens per forward/backward part of a step (bounds memory; 0: whole batch)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--lr", o.learning_rate, "peak learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", o.warmup_steps, "warm-up steps")->check(CLI::NonNegativeNumber);
   cmd->add_option("--kl-weight", o.kl_weight, "share of the KL term with --teacher")->check(CLI::Range(0.0, 1.0));

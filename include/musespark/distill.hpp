@@ -99,6 +99,11 @@ struct DistillOptions {
   double temperature = 2.0;                  // T
   int64_t steps = 2000;
   int64_t batch = 32;                        // sequences per step
+  // A step's batch runs forward and backward in parts of at most this many
+  // padded tokens (sequences x the part's longest), gradients summed over the
+  // parts: the same update as one pass (up to rounding), with memory bounded
+  // by the part instead of the batch. 0: the whole batch in one part.
+  int64_t micro_batch_tokens = 8192;
   double learning_rate = 2e-3;               // peak
   double min_learning_rate_ratio = 0.1;      // the cosine ends at peak * this
   int64_t warmup_steps = 100;                // linear from 0

@@ -16,7 +16,7 @@ std::vector<float> pixels_of(const Image& image, const ModelShape& shape) {
 }  // namespace
 
 Sequence SequenceBuilder::build(const Sample& sample) const {
-  const int64_t image_tokens = (shape.image_size / shape.patch_size) * (shape.image_size / shape.patch_size);
+  const int64_t image_tokens = picture_tokens(shape);
   std::string placeholder = "<|vision_start|>";
   for (int64_t i = 0; i < image_tokens; ++i) placeholder += "<|image_pad|>";
   placeholder += "<|vision_end|>";
@@ -84,7 +84,7 @@ Batch make_batch(std::span<const Sequence> sequences, const ModelShape& shape, c
   int64_t T = 0;
   for (const auto& s : sequences) T = std::max<int64_t>(T, static_cast<int64_t>(s.tokens.size()));
   const int64_t S = shape.image_size;
-  const int64_t image_tokens = (S / shape.patch_size) * (S / shape.patch_size);
+  const int64_t image_tokens = picture_tokens(shape);
 
   Batch b;
   at::Tensor tokens = at::full({B, T}, ids.pad, at::kLong);

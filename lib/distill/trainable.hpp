@@ -27,6 +27,11 @@ struct SpecialIds {
 // The product of shape.stem_strides (1 without a stem).
 int64_t stem_stride(const ModelShape& shape);
 
+// Image tokens per picture: (image_size / patch_size)^2.
+inline int64_t picture_tokens(const ModelShape& shape) {
+  return (shape.image_size / shape.patch_size) * (shape.image_size / shape.patch_size);
+}
+
 class TrainableModel {
  public:
   // Fresh weights for `shape`, drawn from `seed`: matrices N(0, 0.02) (residual

@@ -71,6 +71,8 @@ void check(const DistillOptions& o) {
   if (o.out.empty()) bad_option("out", "an output folder is required");
   if (o.steps <= 0) bad_option("steps", fmt::format("must be positive, got {}", o.steps));
   if (o.batch <= 0) bad_option("batch", fmt::format("must be positive, got {}", o.batch));
+  if (o.micro_batch_tokens < 0)
+    bad_option("micro_batch_tokens", fmt::format("must not be negative, got {}", o.micro_batch_tokens));
   if (!(o.learning_rate > 0)) bad_option("learning_rate", "must be positive");
   if (!(o.min_learning_rate_ratio >= 0 && o.min_learning_rate_ratio <= 1))
     bad_option("min_learning_rate_ratio", "must be in [0, 1]");
@@ -181,14 +183,39 @@ std::vector<Sequence> batch_of_step(const Curriculum& curriculum, const Sequence
   return out;
 }
 
+// A step's sequences in consecutive parts of at most `budget` padded tokens
+// (count x the part's longest; a longer sequence gets a part of its own),
+// each padded as its own batch. budget 0: one part.
+std::vector<Batch> micro_batches(std::span<const Sequence> seqs, int64_t budget, const ModelShape& shape,
+                                 const SpecialIds& ids) {
+  std::vector<Batch> parts;
+  size_t first = 0;
+  while (first < seqs.size()) {
+    size_t end = first + 1;
+    int64_t longest = static_cast<int64_t>(seqs[first].tokens.size());
+    while (end < seqs.size()) {
+      const int64_t l = std::max<int64_t>(longest, static_cast<int64_t>(seqs[end].tokens.size()));
+      if (budget > 0 && l * static_cast<int64_t>(end + 1 - first) > budget) break;
+      longest = l;
+      ++end;
+    }
+    parts.push_back(make_batch(seqs.subspan(first, end - first), shape, ids));
+    first = end;
+  }
+  return parts;
+}
+
 struct Losses {
   at::Tensor loss, ce, kl;
 };
 
+// Sums over this part's target rows divided by `rows`, the whole step's
+// count: the parts of a step add up to the step's means.
 Losses losses(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& teacher_logits,
-              const DistillOptions& o) {
+              const DistillOptions& o, int64_t rows) {
   Losses l;
-  l.ce = at::cross_entropy_loss(logits, targets);
+  const double n = double(std::max<int64_t>(1, rows));
+  l.ce = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Sum) / n;
   if (!teacher_logits.defined()) {
     l.loss = l.ce;
     return l;
@@ -196,7 +223,7 @@ Losses losses(const at::Tensor& logits, const at::Tensor& targets, const at::Ten
   const double T = o.temperature;
   at::Tensor log_student = at::log_softmax(logits / T, -1);
   at::Tensor log_teacher = at::log_softmax(teacher_logits / T, -1);
-  l.kl = (log_teacher.exp() * (log_teacher - log_student)).sum(-1).mean();
+  l.kl = (log_teacher.exp() * (log_teacher - log_student)).sum() / n;
   l.loss = o.kl_weight * T * T * l.kl + (1 - o.kl_weight) * l.ce;
   return l;
 }
@@ -216,14 +243,15 @@ struct SceneHead {
 constexpr int64_t kSceneHeadSlots = 3;
 
 struct SceneLoss {
-  at::Tensor loss;          // mean cross-entropy over labelled (token, slot) pairs
+  at::Tensor loss;          // summed cross-entropy over labelled (token, slot) pairs
   int64_t labelled = 0;     // labelled (token, slot) pairs
   int64_t right = 0;        // of which the head's greedy class is right
 };
 
-// images [N, P, H] (P = g * g patches in row-major order); scenes [N, kSceneSlots].
-SceneLoss scene_loss(const SceneHead& head, const at::Tensor& images, const at::Tensor& scenes) {
-  const int64_t N = images.size(0), P = images.size(1);
+// The head's targets for pictures of P patches each (g * g, row-major):
+// [N * P * 3], kSceneIgnore where unlabelled. scenes [N, kSceneSlots].
+at::Tensor scene_targets(const at::Tensor& scenes, int64_t P) {
+  const int64_t N = scenes.size(0);
   const auto g = static_cast<int64_t>(std::lround(std::sqrt(double(P))));
   std::vector<int64_t> cell_of(static_cast<size_t>(P));
   for (int64_t t = 0; t < P; ++t) {
@@ -232,7 +260,16 @@ SceneLoss scene_loss(const SceneHead& head, const at::Tensor& images, const at::
   }
   at::Tensor own = scenes.index_select(1, at::tensor(at::ArrayRef<int64_t>(cell_of), at::kLong));  // [N, P]
   at::Tensor digits = scenes.narrow(1, 9, 2).unsqueeze(1).expand({N, P, 2});
-  at::Tensor targets = at::cat({own.unsqueeze(2), digits}, 2).reshape({-1});  // [N * P * 3]
+  return at::cat({own.unsqueeze(2), digits}, 2).reshape({-1});
+}
+
+int64_t scene_labelled(const at::Tensor& scenes, int64_t P) {
+  return scenes.defined() ? scene_targets(scenes, P).ge(0).sum().item<int64_t>() : 0;
+}
+
+// images [N, P, H].
+SceneLoss scene_loss(const SceneHead& head, const at::Tensor& images, const at::Tensor& scenes) {
+  at::Tensor targets = scene_targets(scenes, images.size(1));
   SceneLoss out;
   at::Tensor labelled = targets.ge(0);
   out.labelled = labelled.sum().item<int64_t>();
@@ -242,7 +279,7 @@ SceneLoss scene_loss(const SceneHead& head, const at::Tensor& images, const at::
   at::Tensor x = images.to(at::kFloat);
   x = x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + 1e-6);
   at::Tensor logits = at::linear(x, head.weight, head.bias).reshape({-1, kSceneClasses});
-  out.loss = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Mean, kSceneIgnore);
+  out.loss = at::cross_entropy_loss(logits, targets, {}, at::Reduction::Sum, kSceneIgnore);
   out.right = logits.detach().argmax(-1).eq(targets).logical_and(labelled).sum().item<int64_t>();
   return out;
 }
@@ -464,26 +501,47 @@ DistillReport distill(const DistillOptions& options) {
   const double seconds_before = state.seconds;
   int64_t tokens_this_run = 0;
   const double b1 = o.adam_beta1, b2 = o.adam_beta2;
+  const int64_t image_tokens = picture_tokens(model.shape());
   for (; state.step < o.steps;) {
     const int64_t step = state.step;
     const double lr = learning_rate(o, step);
     const auto seqs = batch_of_step(curriculum, builder, step, o.batch);
-    Batch b = make_batch(seqs, model.shape(), ids);
-    at::Tensor teacher_logits, logits, images;
-    {
-      Bf16Autocast autocast(bf16);
-      if (teacher) {
-        at::NoGradGuard no_grad;
-        teacher_logits = teacher->forward(b.input).to(at::kFloat);
-      }
-      logits = model.forward(b.input, &images).to(at::kFloat);
+    const std::vector<Batch> parts = micro_batches(seqs, o.micro_batch_tokens, model.shape(), ids);
+    int64_t rows = 0, labelled = 0, step_tokens = 0;
+    for (const Batch& b : parts) {
+      rows += b.targets.size(0);
+      labelled += scene_labelled(b.scenes, image_tokens);
+      step_tokens += b.tokens;
     }
-    Losses l = losses(logits, b.targets, teacher_logits, o);
-    SceneLoss scene;
-    if (head && images.defined()) scene = scene_loss(*head, images, b.scenes);
-    at::Tensor total = scene.loss.defined() ? l.loss + o.vision_aux_weight * scene.loss : l.loss;
     for (const auto& [name, t] : trained) const_cast<at::Tensor&>(t).mutable_grad().reset();
-    total.backward();
+    double loss_sum = 0, ce_sum = 0, kl_sum = 0, scene_sum = 0;
+    bool has_scene = false;
+    for (const Batch& b : parts) {
+      at::Tensor teacher_logits, logits, images;
+      {
+        Bf16Autocast autocast(bf16);
+        if (teacher) {
+          at::NoGradGuard no_grad;
+          teacher_logits = teacher->forward(b.input).to(at::kFloat);
+        }
+        logits = model.forward(b.input, &images).to(at::kFloat);
+      }
+      Losses l = losses(logits, b.targets, teacher_logits, o, rows);
+      at::Tensor total = l.loss;
+      if (head && images.defined() && labelled > 0) {
+        SceneLoss scene = scene_loss(*head, images, b.scenes);
+        if (scene.loss.defined()) {
+          at::Tensor part = scene.loss / double(labelled);
+          total = total + o.vision_aux_weight * part;
+          scene_sum += part.item<double>();
+          has_scene = true;
+        }
+      }
+      total.backward();
+      loss_sum += total.item<double>();
+      ce_sum += l.ce.item<double>();
+      if (l.kl.defined()) kl_sum += l.kl.item<double>();
+    }
 
     DistillProgress p;
     {
@@ -507,16 +565,16 @@ DistillReport distill(const DistillOptions& options) {
       }
     }
     state.step = step + 1;
-    tokens_this_run += b.tokens;
+    tokens_this_run += step_tokens;
     const double run_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     state.seconds = seconds_before + run_seconds;
 
     p.step = state.step;
     p.steps = o.steps;
-    p.loss = total.item<double>();
-    p.scene_loss = scene.loss.defined() ? scene.loss.item<double>() : 0.0;
-    p.cross_entropy = l.ce.item<double>();
-    p.kl = l.kl.defined() ? l.kl.item<double>() : 0.0;
+    p.loss = loss_sum;
+    p.scene_loss = has_scene ? scene_sum : 0.0;
+    p.cross_entropy = ce_sum;
+    p.kl = kl_sum;
     p.learning_rate = lr;
     p.tokens_per_second = tokens_this_run / std::max(1e-9, run_seconds);
     p.elapsed_seconds = state.seconds;

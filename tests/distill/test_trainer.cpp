@@ -320,6 +320,41 @@ TEST_CASE("distill: the scene loss trains a head that is kept out of the model, 
   for (const auto& [name, t] : read_safetensors(off / "optimizer.safetensors")) CHECK(name.find("aux.") != 0);
 }
 
+TEST_CASE("distill: a step run in micro-batches makes the same update as one pass") {
+  auto teacher = temp_dir("distill-micro-teacher");
+  distill(tiny_run(teacher, 1));
+  auto run = [&](const char* name, int64_t budget, std::vector<DistillProgress>* seen) {
+    auto dir = temp_dir(name);
+    DistillOptions o = tiny_run(dir, 3);
+    o.batch = 6;
+    o.teacher = teacher;
+    o.kl_weight = 0.5;
+    o.vision_aux_weight = 1;
+    o.kinds = {"arithmetic", "small_digits", "count_color"};
+    o.precision = DistillOptions::Precision::f32;
+    o.micro_batch_tokens = budget;
+    o.on_progress = [seen](const DistillProgress& p) { seen->push_back(p); };
+    distill(o);
+    return dir;
+  };
+  std::vector<DistillProgress> whole, parts;
+  auto a = run("distill-micro-whole", 0, &whole);
+  auto b = run("distill-micro-parts", 1, &parts);  // every sequence a part of its own
+  REQUIRE(whole.size() == 3);
+  REQUIRE(parts.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(parts[i].cross_entropy == doctest::Approx(whole[i].cross_entropy).epsilon(1e-5));
+    CHECK(parts[i].kl == doctest::Approx(whole[i].kl).epsilon(1e-4));
+    CHECK(parts[i].scene_loss == doctest::Approx(whole[i].scene_loss).epsilon(1e-5));
+    CHECK(parts[i].grad_norm == doctest::Approx(whole[i].grad_norm).epsilon(1e-4));
+  }
+  CHECK(whole.front().scene_loss > 0);
+  CHECK(whole.front().kl > 0);
+  // Adam divides by the gradients' own scale, so rounding in near-zero ones shows:
+  // 1e-4 is 1% of one step's largest change (learning rate 1e-2).
+  CHECK(largest_difference(a / "model.safetensors", b / "model.safetensors") < 1e-4);
+}
+
 TEST_CASE("distill: bad options name the field") {
   DistillOptions o = tiny_run(temp_dir("distill-bad"), 0);
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("steps"), Error);
@@ -335,6 +370,9 @@ TEST_CASE("distill: bad options name the field") {
   o.kinds = {};
   o.vision_aux_weight = -1;
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("vision_aux_weight"), Error);
+  o = tiny_run(temp_dir("distill-bad"), 1);
+  o.micro_batch_tokens = -1;
+  CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("micro_batch_tokens"), Error);
   o = tiny_run("", 1);
   CHECK_THROWS_WITH_AS(distill(o), doctest::Contains("out"), Error);
 }
