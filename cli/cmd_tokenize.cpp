@@ -4,9 +4,7 @@
 // no BOS/EOS added, special tokens written in the file recognised. DIR needs
 // only tokenizer.json (and optionally tokenizer_config.json).
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -21,18 +19,9 @@ struct TokenizeArgs {
   std::string file;
 };
 
-std::string read_bytes(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(ErrorKind::io, file, "", "cannot open file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error(ErrorKind::io, file, "", "read failed");
-  return text.str();
-}
-
 void run(const TokenizeArgs& args) {
   Tokenizer tokenizer = Tokenizer::load(args.model_dir);
-  std::string text = read_bytes(args.file);
+  std::string text = read_file_bytes(args.file);
   std::vector<int32_t> ids;
   try {
     ids = tokenizer.encode(text);

@@ -8,6 +8,7 @@ namespace musespark::cli {
 // Each adds its subcommand to `app`; the callback runs the command and sets
 // the process exit code through the return value stored by main.
 void add_tokenize_command(CLI::App& app, int& exit_code);
+void add_template_command(CLI::App& app, int& exit_code);
 void add_generate_command(CLI::App& app, int& exit_code);
 void add_bench_command(CLI::App& app, int& exit_code);
 void add_ask_command(CLI::App& app, int& exit_code);

@@ -3,7 +3,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <functional>
+#include <sstream>
+#include <string>
 
 #include "musespark/error.hpp"
 
@@ -20,6 +23,16 @@ inline int run_command(const std::function<void()>& body) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+}
+
+// The bytes of `file`. Error{io} naming it when it cannot be read.
+inline std::string read_file_bytes(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorKind::io, file, "", "cannot open file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(ErrorKind::io, file, "", "read failed");
+  return text.str();
 }
 
 }  // namespace musespark::cli

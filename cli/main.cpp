@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("musespark ") + MUSESPARK_VERSION_STRING);
   int exit_code = 0;
   musespark::cli::add_tokenize_command(app, exit_code);
+  musespark::cli::add_template_command(app, exit_code);
   musespark::cli::add_generate_command(app, exit_code);
   musespark::cli::add_ask_command(app, exit_code);
   musespark::cli::add_bench_command(app, exit_code);

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "model/gguf.hpp"
+#include "common/gguf.hpp"
 #include "musespark/error.hpp"
 
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "model/gguf.hpp"
+#include "common/gguf.hpp"
 #include "musespark/error.hpp"
 #include "support.hpp"
 

@@ -137,9 +137,12 @@ def special_token(config, key):
 
 
 def context_of(config, conversation, generation, thinking):
-    # apply_chat_template's render(messages=..., tools=..., add_generation_prompt=...,
-    # **special_tokens_map, **kwargs).
+    # apply_chat_template's render(messages=..., tools=..., documents=...,
+    # add_generation_prompt=..., **special_tokens_map, **kwargs): tools and
+    # documents are None when not given.
     ctx = dict(conversation)
+    ctx.setdefault("tools", None)
+    ctx["documents"] = None
     ctx["add_generation_prompt"] = generation
     for key in ("bos_token", "eos_token"):
         if special_token(config, key) is not None:

@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 
 #include "musespark/chat.hpp"
 #include "musespark/error.hpp"
@@ -84,11 +86,17 @@ TEST_CASE("tokenizer chat: Llama 3 renders as @lenml/tokenizers renders its temp
     auto messages = messages_of(c["messages"]);
     CHECK(llama.render(messages, c["add_generation_prompt"].get<bool>()) == c["text"].get<std::string>());
   }
+  CHECK(llama.is_jinja());
   // The shipped (base-model) template adds the assistant header even without
-  // add_generation_prompt; we honour the flag as Llama-3-Instruct's template does.
+  // add_generation_prompt, and so does the model's template here, as in
+  // transformers; the built-in one honours the flag as Llama-3-Instruct's does.
   std::vector<ChatMessage> one{{"user", " hi "}};
-  CHECK(llama.render(one, false) == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>");
-  CHECK(llama.render(one, true, false) == llama.render(one, true, true));  // no thinking switch
+  CHECK(llama.render(one, false) ==
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  auto builtin = ChatTemplate::of(ChatFormat::llama3);
+  CHECK_FALSE(builtin.is_jinja());
+  CHECK(builtin.render(one, false) == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>");
+  CHECK(builtin.render(one, true, false) == builtin.render(one, true, true));  // no thinking switch
 }
 
 TEST_CASE("tokenizer chat: rendered prompts tokenize with their special tokens intact") {
@@ -99,11 +107,11 @@ TEST_CASE("tokenizer chat: rendered prompts tokenize with their special tokens i
   CHECK(std::count(ids.begin(), ids.end(), *tokenizer.token_id("<|im_end|>")) == 1);
 }
 
-TEST_CASE("tokenizer chat: missing or unknown chat_template is Error{unsupported} naming the file and field") {
-  auto dir = scratch_dir() / "chat-unknown";
+TEST_CASE("tokenizer chat: a folder without a template gets the built-in of its vocabulary, or Error{unsupported}") {
+  auto dir = scratch_dir() / "chat-missing";
   std::filesystem::create_directories(dir);
-  for (std::string config : {R"({"bos_token": "<s>"})", R"({"chat_template": "{{ messages[0].content }}"})",
-                             R"({"chat_template": null})"}) {
+  std::ofstream(dir / "tokenizer.json") << R"({"added_tokens": [{"id": 0, "content": "<s>"}]})";
+  for (std::string config : {R"({"bos_token": "<s>"})", R"({"chat_template": null})"}) {
     std::ofstream(dir / "tokenizer_config.json") << config;
     try {
       ChatTemplate::load(dir);
@@ -114,16 +122,214 @@ TEST_CASE("tokenizer chat: missing or unknown chat_template is Error{unsupported
       CHECK(e.field() == "chat_template");
     }
   }
-  // A Qwen2.5-style ChatML template: no thinking, default system prompt.
-  std::ofstream(dir / "tokenizer_config.json")
-      << R"({"chat_template": "{%- if messages[0]['role'] == 'system' %}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}<|im_start|>"})";
-  auto qwen25 = ChatTemplate::load(dir);
-  CHECK_FALSE(qwen25.supports_thinking());
-  std::vector<ChatMessage> messages{{"user", "Hi"}, {"assistant", "<think>x</think>y"}, {"user", "Again"}};
-  CHECK(qwen25.render(messages, true, false) ==
-        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>x</think>y<|im_end|>\n"
-        "<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n");
+  std::ofstream(dir / "tokenizer.json") << R"({"added_tokens": [{"id": 0, "content": "<|im_start|>"}]})";
+  auto chatml = ChatTemplate::load(dir);
+  CHECK_FALSE(chatml.is_jinja());
+  CHECK(chatml.format() == ChatFormat::chatml);
+  std::ofstream(dir / "tokenizer.json") << R"({"added_tokens": [{"id": 0, "content": "<|start_header_id|>"}]})";
+  CHECK(ChatTemplate::load(dir).format() == ChatFormat::llama3);
+  // Broken templates are errors naming the file, the field and the line.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": "{% for m in messages %}\n{{ m.content }"})";
+  try {
+    ChatTemplate::load(dir);
+    FAIL("no error for a broken template");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::format);
+    CHECK(e.file().find("tokenizer_config.json") != std::string::npos);
+    CHECK(e.field() == "chat_template");
+    CHECK(std::string(e.message()).find("line 2") != std::string::npos);
+  }
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": 7})";
+  CHECK_THROWS_WITH_AS(ChatTemplate::load(dir), doctest::Contains("chat_template"), Error);
+}
+
+namespace {
+
+// The golden cases of tests/tokenizer/jinja_expected.json (jinja2 as
+// apply_chat_template), with the template each names.
+const nlohmann::ordered_json& jinja_golden() {
+  static const auto g = nlohmann::ordered_json::parse(read_text(source_dir() / "tests/tokenizer/jinja_expected.json"));
+  return g;
+}
+
+ChatTemplate golden_template(const nlohmann::ordered_json& spec, const std::string& name) {
+  const auto path = source_dir() / spec["path"].get<std::string>();
+  if (spec.contains("field")) return ChatTemplate::load(path.parent_path());  // a real model folder
+  std::vector<std::pair<std::string, std::string>> special;
+  for (const char* key : {"bos_token", "eos_token"})
+    if (spec.contains(key)) special.emplace_back(key, spec[key].get<std::string>());
+  return ChatTemplate::from_jinja(read_text(path), name + ".jinja", special);
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer chat: the model's own template renders as apply_chat_template does, tools and kwargs included") {
+  const auto& g = jinja_golden();
+  std::map<std::string, ChatTemplate> templates;
+  for (const auto& [name, spec] : g["templates"].items()) templates.emplace(name, golden_template(spec, name));
+  size_t cases = 0, errors = 0;
+  for (const auto& c : g["cases"]) {
+    const ChatTemplate& chat = templates.at(c["template"].get<std::string>());
+    const auto& conversation = g["conversations"][c["conversation"].get<std::string>()];
+    ChatRenderOptions options;
+    options.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : conversation.items()) {
+      if (key == "tools") options.tools_json = value.dump();
+      else if (key != "messages") kwargs[key] = value;
+    }
+    if (c.contains("enable_thinking")) kwargs["enable_thinking"] = c["enable_thinking"];
+    if (!kwargs.empty()) options.kwargs_json = kwargs.dump();
+    INFO("template " << c["template"].get<std::string>() << ", conversation " << c["conversation"].get<std::string>()
+                     << ", add_generation_prompt " << options.add_generation_prompt << ", kwargs " << options.kwargs_json);
+    ++cases;
+    const std::string messages = conversation["messages"].dump();
+    if (c.contains("error")) {
+      CHECK_THROWS_WITH_AS(chat.render_json(messages, options), doctest::Contains(c["error"].get<std::string>().c_str()),
+                           Error);
+      ++errors;
+      continue;
+    }
+    CHECK(chat.render_json(messages, options) == c["output"].get<std::string>());
+  }
+  CHECK(cases >= 234);
+  CHECK(errors >= 8);
+  // The ChatMessage path is the same rendering, enable_thinking passed through.
+  const ChatTemplate& qwen = templates.at("qwen3");
+  CHECK(qwen.is_jinja());
+  std::vector<ChatMessage> one{{"user", "Hi"}};
+  CHECK(qwen.render(one, true, false) == qwen.render_json(R"([{"role": "user", "content": "Hi"}])",
+                                                          {true, "", R"({"enable_thinking": false})"}));
+  CHECK(qwen.render(one, true, false).ends_with("<think>\n\n</think>\n\n"));
+}
+
+TEST_CASE("tokenizer chat: render_json refuses malformed arguments, naming them") {
+  auto qwen = ChatTemplate::load(reference_model_dir("qwen3"));
+  auto field_of = [&](std::string_view messages, ChatRenderOptions o = {}) {
+    try {
+      qwen.render_json(messages, o);
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::invalid_argument);
+      return e.field();
+    }
+    FAIL("no error for " << messages);
+    return std::string();
+  };
+  CHECK(field_of("[{") == "messages");
+  CHECK(field_of(R"({"role": "user"})") == "messages");
+  CHECK(field_of("[]", {true, "{}", ""}) == "tools");
+  CHECK(field_of("[]", {true, "", "[1]"}) == "kwargs");
+  CHECK(field_of("[]", {true, "", R"({"add_generation_prompt": false})"}) == "kwargs.add_generation_prompt");
+  // The built-in templates take text parts, not tools.
+  auto builtin = ChatTemplate::of(ChatFormat::chatml);
+  CHECK(builtin.render_json(R"([{"role": "user", "content": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]}])") ==
+        "<|im_start|>user\nAB<|im_end|>\n<|im_start|>assistant\n");
+  CHECK_THROWS_AS(builtin.render_json("[]", {true, R"([{"type": "function"}])", ""}), Error);
+  CHECK_THROWS_AS(ChatTemplate::of(ChatFormat::other), Error);
+}
+
+namespace {
+
+// A minimal GGUF v3 file holding only metadata (no tensors).
+struct GgufWriter {
+  std::string bytes, kvs;
+  uint64_t count = 0;
+  template <class T>
+  static void put(std::string& out, T v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  static void put_string(std::string& out, std::string_view s) {
+    put<uint64_t>(out, s.size());
+    out.append(s);
+  }
+  void string(std::string_view key, std::string_view value) {
+    put_string(kvs, key);
+    put<uint32_t>(kvs, 8);
+    put_string(kvs, value);
+    ++count;
+  }
+  void u32(std::string_view key, uint32_t value) {
+    put_string(kvs, key);
+    put<uint32_t>(kvs, 4);
+    put<uint32_t>(kvs, value);
+    ++count;
+  }
+  void strings(std::string_view key, const std::vector<std::string>& values) {
+    put_string(kvs, key);
+    put<uint32_t>(kvs, 9);
+    put<uint32_t>(kvs, 8);
+    put<uint64_t>(kvs, values.size());
+    for (const auto& v : values) put_string(kvs, v);
+    ++count;
+  }
+  void write(const std::filesystem::path& path) const {
+    std::string out = "GGUF";
+    put<uint32_t>(out, 3);
+    put<uint64_t>(out, 0);
+    put<uint64_t>(out, count);
+    out += kvs;
+    std::ofstream(path, std::ios::binary) << out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tokenizer chat: where a model keeps its template (chat_template.jinja, named lists, processors, GGUF)") {
+  auto dir = scratch_dir() / "chat-where";
+  std::filesystem::create_directories(dir);
+  const std::string source = "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}"
+                             "{% if tools %}T{{ tools | length }}{% endif %}{% if add_generation_prompt %}[assistant]{% endif %}";
+  std::ofstream(dir / "tokenizer.json") << "{}";
+  // tokenizer_config.json: special tokens as strings or AddedToken objects;
+  // special_tokens_map.json fills the ones it lacks.
+  nlohmann::ordered_json config = {{"bos_token", {{"content", "<s>"}, {"lstrip", false}}},
+                                   {"chat_template", nlohmann::ordered_json::array(
+                                                         {{{"name", "default"}, {"template", source}},
+                                                          {{"name", "tool_use"}, {"template", "tools:" + source}}})}};
+  std::ofstream(dir / "tokenizer_config.json") << config.dump();
+  std::ofstream(dir / "special_tokens_map.json") << R"({"eos_token": "</s>", "bos_token": "<ignored>"})";
+  const std::string hi = R"([{"role": "user", "content": "hi"}])";
+  auto named = ChatTemplate::load(dir);
+  CHECK(named.format() == ChatFormat::other);
+  CHECK(named.render_json(hi) == "<s>[user]hi</s>[assistant]");
+  CHECK(named.render_json(hi, {false, R"([{"type": "function"}])", ""}) == "tools:<s>[user]hi</s>T1");
+  CHECK(named.stop_tokens() == std::vector<std::string>{"</s>"});
+  // chat_template.json (a processor's) is read when tokenizer_config.json has none.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"eos_token": "<e>"})";
+  std::ofstream(dir / "chat_template.json") << nlohmann::json({{"chat_template", "P" + source}}).dump();
+  CHECK(ChatTemplate::load(dir).render_json(hi, {false, "", ""}) == "P<ignored>[user]hi<e>");
+  // chat_template.jinja comes first.
+  std::ofstream(dir / "chat_template.jinja") << "J{{ messages | length }}{{ eos_token }}";
+  CHECK(ChatTemplate::load(dir).render_json(hi) == "J1<e>");
+  // kwargs override the special tokens.
+  CHECK(ChatTemplate::load(dir).render_json(hi, {true, "", R"({"eos_token": "!"})"}) == "J1!");
+
+  // A GGUF: tokenizer.chat_template, the special tokens named by id.
+  GgufWriter w;
+  w.string("general.architecture", "llama");
+  w.strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "<|end|>"});
+  w.u32("tokenizer.ggml.bos_token_id", 1);
+  w.u32("tokenizer.ggml.eos_token_id", 2);
+  w.string("tokenizer.chat_template", source + "<|end|>");
+  w.write(dir / "model.gguf");
+  auto gguf = ChatTemplate::load(dir / "model.gguf");
+  CHECK(gguf.render_json(hi, {false, "", ""}) == "<s>[user]hi</s><|end|>");
+  CHECK(gguf.stop_tokens() == std::vector<std::string>{"<|end|>", "</s>"});
+  GgufWriter bad = w;
+  bad.u32("tokenizer.ggml.unknown_token_id", 9);
+  bad.write(dir / "bad.gguf");
+  CHECK_THROWS_WITH_AS(ChatTemplate::load(dir / "bad.gguf"), doctest::Contains("tokenizer.ggml.unknown_token_id"), Error);
+  GgufWriter none;
+  none.string("general.architecture", "llama");
+  none.write(dir / "none.gguf");
+  try {
+    ChatTemplate::load(dir / "none.gguf");
+    FAIL("no error for a GGUF without a template");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::unsupported);
+    CHECK(e.field() == "tokenizer.chat_template");
+    CHECK(e.file().find("none.gguf") != std::string::npos);
+  }
 }
 
 }  // namespace musespark::test

@@ -89,6 +89,8 @@ GoldenResult check_golden(const std::function<bool(const std::string&)>& pick) {
     if (found == templates.end()) continue;
     const auto& [tmpl, config] = found->second;
     nlohmann::ordered_json ctx = g["conversations"][c["conversation"].get<std::string>()];
+    if (!ctx.contains("tools")) ctx["tools"] = nullptr;  // as apply_chat_template passes them
+    ctx["documents"] = nullptr;
     ctx["add_generation_prompt"] = c["add_generation_prompt"];
     for (const char* key : {"bos_token", "eos_token"}) {
       auto v = config.value(key, nlohmann::ordered_json());

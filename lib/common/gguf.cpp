@@ -1,4 +1,4 @@
-#include "model/gguf.hpp"
+#include "common/gguf.hpp"
 
 #include <fmt/format.h>
 
