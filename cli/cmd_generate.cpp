@@ -56,8 +56,11 @@ void add_unique(std::vector<int32_t>& ids, int32_t id) {
 
 void run(const GenerateArgs& a) {
   const std::filesystem::path dir = a.model.model_dir;
+  auto model = Model::load(dir, a.model.options());  // first: its errors name what is wrong with the model
   std::optional<Tokenizer> tokenizer;
-  if (std::filesystem::exists(dir / "tokenizer.json")) tokenizer = Tokenizer::load(dir);
+  // A GGUF file carries its tokenizer; a folder may lack one (--prompt-ids only).
+  if (std::filesystem::is_regular_file(dir) || std::filesystem::exists(dir / "tokenizer.json"))
+    tokenizer = Tokenizer::load(dir);
   if (!a.prompt.empty() && !tokenizer)
     throw Error(ErrorKind::io, (dir / "tokenizer.json").string(), "", "missing: --prompt needs a tokenizer (or use --prompt-ids)");
 
@@ -78,7 +81,6 @@ void run(const GenerateArgs& a) {
     if (auto bos = tokenizer->bos_id()) prompt.insert(prompt.begin(), *bos);
   }
 
-  auto model = Model::load(dir, a.model.options());
   Runtime runtime(model);
 
   GenerateOptions options;

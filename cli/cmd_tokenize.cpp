@@ -2,7 +2,8 @@
 //
 // Prints the token ids of the raw bytes of F as one JSON array on one line:
 // no BOS/EOS added, special tokens written in the file recognised. DIR needs
-// only tokenizer.json (and optionally tokenizer_config.json).
+// only tokenizer.json (and optionally tokenizer_config.json); a GGUF file
+// gives its tokenizer.ggml.* vocabulary.
 #include <cstdio>
 #include <memory>
 
@@ -43,7 +44,7 @@ void run(const TokenizeArgs& args) {
 void add_tokenize_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<TokenizeArgs>();
   auto* cmd = app.add_subcommand("tokenize", "print the token ids of a file's bytes as a JSON array");
-  cmd->add_option("--model", args->model_dir, "model folder holding tokenizer.json")->required();
+  cmd->add_option("--model", args->model_dir, "model folder holding tokenizer.json, or a .gguf file")->required();
   cmd->add_option("--file", args->file, "file whose raw bytes are encoded")->required();
   cmd->callback([args, &exit_code] { exit_code = run_command([&] { run(*args); }); });
 }

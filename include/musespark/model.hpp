@@ -2,8 +2,9 @@
 //
 // A model is an HF-layout folder: config.json, model.safetensors (or shards
 // listed in model.safetensors.index.json), tokenizer.json and
-// tokenizer_config.json. Supported architectures: Qwen3ForCausalLM,
-// Qwen2ForCausalLM, LlamaForCausalLM.
+// tokenizer_config.json; or one GGUF file (llama.cpp's format) holding the
+// same. Supported architectures: Qwen3ForCausalLM, Qwen2ForCausalLM,
+// LlamaForCausalLM (GGUF: qwen3, qwen2, llama).
 //
 // Weights are memory-mapped; tensors whose dtype equals the compute dtype are
 // used in place (no copy), others are converted once at load.
@@ -90,10 +91,12 @@ class Embeddings;
 // as many Runtimes and threads as you like: nothing in it changes after load.
 class Model {
  public:
-  // Loads config.json and the weights of `directory`. Throws musespark::Error
-  // naming the file and field for every problem: missing files, malformed
-  // JSON, unknown architecture, bad safetensors headers, missing tensors,
-  // wrong shapes or dtypes.
+  // Loads config.json and the weights of `directory`, or a GGUF file (a
+  // qwen3, qwen2 or llama text model; quantized tensors are dequantized at
+  // load to the compute dtype: lib/model/gguf_model.hpp). Throws
+  // musespark::Error naming the file and field for every problem: missing
+  // files, malformed JSON or GGUF, unknown architecture, bad safetensors
+  // headers, missing tensors, wrong shapes or dtypes.
   static std::shared_ptr<const Model> load(const std::filesystem::path& directory,
                                            const ModelOptions& options = {});
 

@@ -40,7 +40,9 @@ namespace musespark {
 class Tokenizer {
  public:
   // Loads <model_dir>/tokenizer.json and, if present,
-  // <model_dir>/tokenizer_config.json (bos_token, eos_token).
+  // <model_dir>/tokenizer_config.json (bos_token, eos_token); or, given a
+  // GGUF file, its tokenizer.ggml.* keys (lib/tokenizer/gguf_vocab.hpp),
+  // which give the same ids as the model's tokenizer.json.
   // Errors: Error{io} if tokenizer.json cannot be read; Error{format} if a file
   // is not JSON or a field is malformed; Error{unsupported} for a component
   // type this tokenizer does not implement. Each names the file and the field.
@@ -108,7 +110,9 @@ class Tokenizer {
 
  private:
   struct Impl;
+  struct Json;  // a parsed tokenizer.json (tokenizer.cpp)
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<Impl> build(const Json& json, const std::string& file);
   std::unique_ptr<Impl> impl_;
 };
 

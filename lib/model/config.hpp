@@ -35,6 +35,9 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the rotary inverse frequencies (head_dim / 2 of
+  // them; empty: none): a GGUF's rope_freqs.weight, llama3 scaling written out.
+  std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
   // "musespark": {"auto_confidence_threshold": T}: Auto's escalation
   // threshold calibrated for this model (musespark eval); 0: none.

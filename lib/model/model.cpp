@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "kernels/cpu_features.hpp"
+#include "model/gguf_model.hpp"
 #include "model/model_impl.hpp"
 #include "model/vision_config.hpp"
 #include "musespark/image.hpp"
@@ -48,7 +49,9 @@ int resolve_threads(int threads) noexcept {
 }
 
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory, const ModelOptions& options) {
-  if (!std::filesystem::is_directory(directory))
+  std::error_code ec;
+  const bool gguf = std::filesystem::is_regular_file(directory, ec);  // a .gguf file, else an HF folder
+  if (!gguf && !std::filesystem::is_directory(directory))
     throw Error(ErrorKind::io, directory.string(), "", "not a directory");
   if (options.threads < 0)
     throw Error(ErrorKind::invalid_argument, "", "threads", "must be 0 (all cores) or positive");
@@ -58,16 +61,25 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   const int threads = resolve_threads(options.threads);
   at::set_num_threads(threads);
 
-  detail::ModelConfig config = detail::load_model_config(directory / "config.json");
+  detail::ModelConfig config;
+  detail::WeightStore store;
+  const std::filesystem::path config_file = gguf ? directory : directory / "config.json";
+  if (gguf) {
+    auto m = detail::load_gguf_model(detail::GgufFile::open(directory),
+                                     options.dtype == DType::f32 ? detail::DType::f32 : detail::DType::bf16);
+    config = std::move(m.config);
+    store = std::move(m.weights);
+  } else {
+    config = detail::load_model_config(config_file);
+  }
   int64_t max_context = options.max_context > 0 ? options.max_context
                                                 : std::min<int64_t>(config.max_position_embeddings, 4096);
   if (max_context > config.max_position_embeddings)
     throw Error(ErrorKind::invalid_argument, "", "max_context",
                 "must not exceed max_position_embeddings (" +
-                    std::to_string(config.max_position_embeddings) + ") of " +
-                    (directory / "config.json").string());
+                    std::to_string(config.max_position_embeddings) + ") of " + config_file.string());
 
-  detail::WeightStore store = detail::WeightStore::open(directory);
+  if (!gguf) store = detail::WeightStore::open(directory);
   // Activations (and the KV cache) are bf16 for both bf16 and int8 weights.
   // bf16 decode takes our kernels only where they beat libtorch (AVX2 and up).
   const at::ScalarType dtype = options.dtype == DType::f32 ? at::kFloat : at::kBFloat16;
@@ -98,7 +110,7 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   for (int64_t id : config.eos_token_ids) info.eos_token_ids.push_back(static_cast<int32_t>(id));
   info.auto_confidence_threshold = config.auto_confidence_threshold;
 
-  if (auto vision = detail::load_vision_config(directory / "config.json")) {
+  if (auto vision = gguf ? std::nullopt : detail::load_vision_config(config_file)) {
     const std::string file = (directory / "config.json").string();
     if (vision->num_channels != 3 || vision->image_mean.size() != 3 || vision->image_std.size() != 3)
       throw Error(ErrorKind::unsupported, file, "vision_config.num_channels", "only RGB (3 channels) is supported");

@@ -287,6 +287,21 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
   return out;
 }
 
+WeightStore WeightStore::of_views(std::filesystem::path source, std::vector<TensorView> views,
+                                  std::shared_ptr<const void> owner) {
+  struct Held {
+    std::vector<TensorView> views;
+    std::shared_ptr<const void> owner;
+  };
+  auto held = std::make_shared<Held>(Held{std::move(views), std::move(owner)});
+  WeightStore out;
+  out.directory_ = std::move(source);
+  for (const TensorView& v : held->views)
+    if (!out.by_name_.emplace(v.name, &v).second) bad(out.directory_.string(), v.name, "two tensors of this name");
+  out.files_ = std::move(held);
+  return out;
+}
+
 const TensorView* WeightStore::find(std::string_view name) const {
   auto it = by_name_.find(std::string(name));
   return it == by_name_.end() ? nullptr : it->second;

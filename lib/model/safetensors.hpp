@@ -95,6 +95,13 @@ class WeightStore {
   // and whatever SafetensorsFile::open throws for a bad file.
   static WeightStore open(const std::filesystem::path& model_dir);
 
+  // Tensors that come from another file format (a GGUF file's, under their
+  // HF names): each view's bytes lie in memory that `owner` keeps alive.
+  // `source` names the file in errors. Error{format} naming `source` and the
+  // tensor for two views of one name.
+  static WeightStore of_views(std::filesystem::path source, std::vector<TensorView> views,
+                              std::shared_ptr<const void> owner);
+
   // nullptr when absent. Valid while this store (or a copy) lives.
   const TensorView* find(std::string_view name) const;
   // The tensor, checked against `expected_shape`. Throws Error{format}:
@@ -110,7 +117,7 @@ class WeightStore {
  private:
   using Files = std::vector<SafetensorsFile>;
   std::filesystem::path directory_;
-  std::shared_ptr<const Files> files_;
+  std::shared_ptr<const void> files_;  // the Files, or of_views' views and owner
   std::unordered_map<std::string, const TensorView*> by_name_;
 };
 

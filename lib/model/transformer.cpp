@@ -163,6 +163,8 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
   at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
   at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponent);
   if (c.rope_scaling.kind == RopeScalingKind::llama3) inv_freq = llama3_scale(inv_freq, c.rope_scaling);
+  if (!c.rope_freq_factors.empty())
+    inv_freq = inv_freq / at::tensor(at::ArrayRef<float>(c.rope_freq_factors), at::kFloat).to(inv_freq.scalar_type());
   at::Tensor positions = at::arange(max_context, at::kLong).to(at::kFloat);
   at::Tensor freqs = at::outer(positions, inv_freq);  // [max_context, hd/2]
   rope_cos_ = freqs.cos();

@@ -175,12 +175,21 @@ std::string read_all(const std::filesystem::path& file) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-std::shared_ptr<const detail::JinjaChat> gguf_chat(const std::filesystem::path& path) {
+// The chat template of a GGUF file; null when it has none and `family`
+// then says which built-in its tokens fit (other: none).
+std::shared_ptr<const detail::JinjaChat> gguf_chat(const std::filesystem::path& path, ChatFormat& family) {
   detail::GgufFile gguf = detail::GgufFile::open(path);
   const std::string file = path.string();
   const auto* text = gguf.find("tokenizer.chat_template");
-  if (!text)
-    throw Error(ErrorKind::unsupported, file, "tokenizer.chat_template", "missing: the model has no chat template");
+  if (!text) {
+    family = ChatFormat::other;
+    if (gguf.find("tokenizer.ggml.tokens"))
+      for (const auto& t : gguf.get_string_array("tokenizer.ggml.tokens")) {
+        if (t == "<|im_start|>") family = ChatFormat::chatml;
+        if (t == "<|start_header_id|>") family = ChatFormat::llama3;
+      }
+    return nullptr;
+  }
   ordered_json special = ordered_json::object();
   if (const auto* tokens = gguf.find("tokenizer.ggml.tokens")) {
     const uint64_t n = tokens->size();
@@ -223,7 +232,14 @@ std::string render_jinja(const detail::JinjaChat& chat, const ordered_json& mess
 
 ChatTemplate ChatTemplate::load(const std::filesystem::path& model) {
   std::error_code ec;
-  if (std::filesystem::is_regular_file(model, ec)) return of_jinja(gguf_chat(model));
+  if (std::filesystem::is_regular_file(model, ec)) {
+    ChatFormat family = ChatFormat::other;
+    if (auto chat = gguf_chat(model, family)) return of_jinja(std::move(chat));
+    if (family != ChatFormat::other) return of(family);
+    throw Error(ErrorKind::unsupported, model.string(), "tokenizer.chat_template",
+                "missing: the model has no chat template, and its tokens have neither ChatML's \"<|im_start|>\" "
+                "nor Llama 3's \"<|start_header_id|>\" for a built-in one");
+  }
   auto config_path = model / "tokenizer_config.json";
   const std::string file = config_path.string();
   nlohmann::json config = detail::read_json_file(config_path);

@@ -8,6 +8,7 @@
 #include "musespark/error.hpp"
 #include "tokenizer/added_tokens.hpp"
 #include "tokenizer/bpe.hpp"
+#include "tokenizer/gguf_vocab.hpp"
 #include "tokenizer/pipeline.hpp"
 #include "tokenizer/utf8.hpp"
 
@@ -99,10 +100,12 @@ std::optional<std::string> token_name(const nlohmann::json& config, const char* 
 
 }  // namespace
 
-Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
-  auto path = model_dir / "tokenizer.json";
-  const std::string file = path.string();
-  nlohmann::json json = detail::read_json_file(path);
+struct Tokenizer::Json {
+  const nlohmann::json& json;
+};
+
+std::unique_ptr<Tokenizer::Impl> Tokenizer::build(const Json& doc, const std::string& file) {
+  const nlohmann::json& json = doc.json;
   if (!json.is_object()) throw Error(ErrorKind::format, file, "", "expected a JSON object");
 
   auto impl = std::make_unique<Impl>(json, file);
@@ -158,6 +161,21 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   }
   impl->raw_matcher = AddedTokenMatcher(raw);
   impl->normalized_matcher = AddedTokenMatcher(normalized);
+  return impl;
+}
+
+Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(model_dir, ec)) {  // a GGUF file
+    GgufVocab vocab = gguf_vocab(detail::GgufFile::open(model_dir));
+    Tokenizer t(build(Json{vocab.tokenizer_json}, model_dir.string()));
+    t.impl_->bos = vocab.bos;
+    t.impl_->eos = vocab.eos;
+    return t;
+  }
+  auto path = model_dir / "tokenizer.json";
+  const nlohmann::json json = detail::read_json_file(path);
+  auto impl = build(Json{json}, path.string());
 
   auto config_path = model_dir / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
