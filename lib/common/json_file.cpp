@@ -18,12 +18,23 @@ nlohmann::json parse_json(std::string_view text, const std::string& file, const 
   }
 }
 
-nlohmann::json read_json_file(const std::filesystem::path& file) {
+std::string read_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorKind::io, file.string(), "", "cannot open file");
   std::ostringstream text;
   text << in.rdbuf();
-  return parse_json(text.str(), file.string());
+  if (in.bad()) throw Error(ErrorKind::io, file.string(), "", "read failed");
+  return text.str();
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& file) { return parse_json(read_file(file), file.string()); }
+
+std::optional<std::string> token_content(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object())
+    if (auto content = value.find("content"); content != value.end() && content->is_string())
+      return content->get<std::string>();
+  return std::nullopt;
 }
 
 namespace {

@@ -18,6 +18,9 @@ namespace musespark::detail {
 // the start of `text`) or holds a number no double can hold.
 nlohmann::json parse_json(std::string_view text, const std::string& file, const std::string& field = "");
 
+// The bytes of a file. Error{io} naming it when it cannot be opened or read.
+std::string read_file(const std::filesystem::path& file);
+
 // Reads and parses a JSON file. Throws Error{io} if it cannot be read and
 // Error{format} (with the parser's byte position) if it is not JSON.
 nlohmann::json read_json_file(const std::filesystem::path& file);
@@ -32,6 +35,11 @@ std::optional<int64_t> optional_int(const nlohmann::json& object, const std::str
 std::optional<double> optional_number(const nlohmann::json& object, const std::string& key, const std::string& file);
 std::optional<bool> optional_bool(const nlohmann::json& object, const std::string& key, const std::string& file);
 std::optional<std::string> optional_string(const nlohmann::json& object, const std::string& key, const std::string& file);
+
+// The text of a special token as tokenizer_config.json and
+// special_tokens_map.json hold it: a string, or an AddedToken object with a
+// string "content"; std::nullopt for anything else.
+std::optional<std::string> token_content(const nlohmann::json& value);
 
 // required_int that must also be > 0 (Error{format} "must be a positive integer").
 int64_t positive_int(const nlohmann::json& object, const std::string& key, const std::string& file);

@@ -173,29 +173,28 @@ GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
       views.push_back(std::move(v));
       continue;
     }
-    rows.resize(static_cast<size_t>(t.numel()));
-    dequantize(t, rows);
     const int64_t n = t.row_length(), r = t.rows();
-    if (permuted) {
-      const int64_t heads = q ? c.num_attention_heads : c.num_key_value_heads, hd = c.head_dim;
-      if (r != heads * hd)
-        bad(ErrorKind::format, gguf, t.name, fmt::format("{} rows, expected {} heads of {}", r, heads, hd));
-      std::vector<float> hf(rows.size());
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t s = 0; s < 2; ++s)
-          for (int64_t j = 0; j < hd / 2; ++j)
-            std::memcpy(&hf[static_cast<size_t>((h * hd + s * hd / 2 + j) * n)],
-                        &rows[static_cast<size_t>((h * hd + 2 * j + s) * n)], static_cast<size_t>(n) * sizeof(float));
-      rows.swap(hf);
-    }
-    std::vector<std::byte> buffer;
-    if (target == DType::f32) {
-      buffer.resize(rows.size() * sizeof(float));
-      std::memcpy(buffer.data(), rows.data(), buffer.size());
-    } else {
-      buffer.resize(rows.size() * sizeof(uint16_t));
-      auto* dst = reinterpret_cast<uint16_t*>(buffer.data());
-      for (size_t i = 0; i < rows.size(); ++i) dst[i] = to_bf16(rows[i]);
+    const int64_t heads = q ? c.num_attention_heads : c.num_key_value_heads, hd = c.head_dim;
+    if (permuted && r != heads * hd)
+      bad(ErrorKind::format, gguf, t.name, fmt::format("{} rows, expected {} heads of {}", r, heads, hd));
+    // HF row -> the GGUF row it is read from.
+    auto source_row = [&](int64_t row) {
+      if (!permuted) return row;
+      const int64_t h = row / hd, s = (row % hd) / (hd / 2), j = row % (hd / 2);
+      return h * hd + 2 * j + s;
+    };
+    const size_t width = target == DType::f32 ? sizeof(float) : sizeof(uint16_t);
+    std::vector<std::byte> buffer(static_cast<size_t>(t.numel()) * width);
+    rows.resize(target == DType::f32 ? 0 : static_cast<size_t>(n));
+    for (int64_t row = 0; row < r; ++row) {
+      std::byte* dst = buffer.data() + static_cast<size_t>(row * n) * width;
+      if (target == DType::f32) {  // straight into the buffer
+        dequantize_row(t, source_row(row), {reinterpret_cast<float*>(dst), static_cast<size_t>(n)});
+        continue;
+      }
+      dequantize_row(t, source_row(row), rows);
+      auto* out = reinterpret_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(rows[static_cast<size_t>(i)]);
     }
     v.dtype = target;
     v.data = buffer.data();

@@ -1,8 +1,6 @@
 #include "musespark/chat.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +8,7 @@
 #include "common/gguf.hpp"
 #include "common/json_file.hpp"
 #include "musespark/error.hpp"
+#include "tokenizer/gguf_vocab.hpp"
 #include "tokenizer/jinja.hpp"
 
 namespace musespark {
@@ -56,27 +55,19 @@ ChatFormat family_of(std::string_view text) {
 constexpr std::string_view kSpecialTokenKeys[] = {"bos_token", "eos_token", "unk_token", "sep_token",
                                                   "pad_token", "cls_token", "mask_token"};
 
-// A tokenizer_config.json / special_tokens_map.json token: a string or an
-// AddedToken object {"content": ...}; nullopt otherwise.
-std::optional<std::string> token_text(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return std::nullopt;
-}
-
 // Adds the special tokens of `config` not yet in `out`.
 void add_special_tokens(const nlohmann::json& config, ordered_json& out) {
   if (!config.is_object()) return;
   for (std::string_view key : kSpecialTokenKeys) {
     auto it = config.find(std::string(key));
     if (it == config.end() || out.contains(key)) continue;
-    if (auto t = token_text(*it)) out[std::string(key)] = *t;
+    if (auto t = detail::token_content(*it)) out[std::string(key)] = *t;
   }
   auto extra = config.find("additional_special_tokens");
   if (extra != config.end() && extra->is_array() && !out.contains("additional_special_tokens")) {
     ordered_json list = ordered_json::array();
     for (const auto& v : *extra)
-      if (auto t = token_text(v)) list.push_back(*t);
+      if (auto t = detail::token_content(v)) list.push_back(*t);
     out["additional_special_tokens"] = std::move(list);
   }
 }
@@ -132,14 +123,10 @@ struct FolderTemplate {
   std::string text, tool_use, file;
 };
 
-std::optional<FolderTemplate> folder_template(const std::filesystem::path& dir, const nlohmann::json* config) {
+std::optional<FolderTemplate> folder_template(const std::filesystem::path& dir, const nlohmann::json& config) {
   std::error_code ec;
-  if (auto jinja_file = dir / "chat_template.jinja"; std::filesystem::is_regular_file(jinja_file, ec)) {
-    std::ifstream in(jinja_file, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) throw Error(ErrorKind::io, jinja_file.string(), "", "cannot be read");
-    return FolderTemplate{std::move(text), "", jinja_file.string()};
-  }
+  if (auto jinja_file = dir / "chat_template.jinja"; std::filesystem::is_regular_file(jinja_file, ec))
+    return FolderTemplate{detail::read_file(jinja_file), "", jinja_file.string()};
   auto from_field = [](const nlohmann::json& object, const std::string& file) -> std::optional<FolderTemplate> {
     auto it = object.find("chat_template");
     if (it == object.end() || it->is_null()) return std::nullopt;
@@ -161,18 +148,10 @@ std::optional<FolderTemplate> folder_template(const std::filesystem::path& dir, 
     }
     return t;
   };
-  if (config) {
-    if (auto t = from_field(*config, (dir / "tokenizer_config.json").string())) return t;
-  }
+  if (auto t = from_field(config, (dir / "tokenizer_config.json").string())) return t;
   if (auto processor = dir / "chat_template.json"; std::filesystem::is_regular_file(processor, ec))
     if (auto t = from_field(detail::read_json_file(processor), processor.string())) return t;
   return std::nullopt;
-}
-
-// Text of a file, or "" when it cannot be read.
-std::string read_all(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // The chat template of a GGUF file; null when it has none and `family`
@@ -192,21 +171,13 @@ std::shared_ptr<const detail::JinjaChat> gguf_chat(const std::filesystem::path& 
   }
   ordered_json special = ordered_json::object();
   if (const auto* tokens = gguf.find("tokenizer.ggml.tokens")) {
-    const uint64_t n = tokens->size();
     const std::pair<const char*, const char*> keys[] = {{"tokenizer.ggml.bos_token_id", "bos_token"},
                                                         {"tokenizer.ggml.eos_token_id", "eos_token"},
                                                         {"tokenizer.ggml.unknown_token_id", "unk_token"},
                                                         {"tokenizer.ggml.seperator_token_id", "sep_token"},
                                                         {"tokenizer.ggml.padding_token_id", "pad_token"}};
-    for (const auto& [key, name] : keys) {
-      const auto* id = gguf.find(key);
-      if (!id) continue;
-      const uint64_t i = id->as_u64();
-      if (i >= n)
-        throw Error(ErrorKind::format, file, key,
-                    "token id " + std::to_string(i) + " is past the " + std::to_string(n) + " tokens of tokenizer.ggml.tokens");
-      special[name] = std::string(tokens->at(i).as_string());
-    }
+    for (const auto& [key, name] : keys)
+      if (auto id = tokenizer::gguf_token_id(gguf, key)) special[name] = std::string(tokens->at(*id).as_string());
   }
   const auto* tool_use = gguf.find("tokenizer.chat_template.tool_use");
   return jinja_chat(std::string(text->as_string()), tool_use ? std::string(tool_use->as_string()) : "", file,
@@ -243,7 +214,7 @@ ChatTemplate ChatTemplate::load(const std::filesystem::path& model) {
   auto config_path = model / "tokenizer_config.json";
   const std::string file = config_path.string();
   nlohmann::json config = detail::read_json_file(config_path);
-  if (auto t = folder_template(model, &config)) {
+  if (auto t = folder_template(model, config)) {
     ordered_json special = ordered_json::object();
     add_special_tokens(config, special);
     if (auto map = model / "special_tokens_map.json"; std::filesystem::is_regular_file(map, ec))
@@ -251,7 +222,10 @@ ChatTemplate ChatTemplate::load(const std::filesystem::path& model) {
     return of_jinja(jinja_chat(std::move(t->text), t->tool_use, t->file, std::move(special)));
   }
   // No template: a built-in one when the vocabulary is of its family.
-  const std::string vocabulary = read_all(model / "tokenizer.json");
+  // (A folder without a tokenizer.json fails later, where the tokenizer is read.)
+  std::string vocabulary;
+  if (auto vocab_file = model / "tokenizer.json"; std::filesystem::is_regular_file(vocab_file, ec))
+    vocabulary = detail::read_file(vocab_file);
   if (contains(vocabulary, "\"<|im_start|>\"")) return of(ChatFormat::chatml);
   if (contains(vocabulary, "\"<|start_header_id|>\"")) return of(ChatFormat::llama3);
   throw Error(ErrorKind::unsupported, file, "chat_template",

@@ -79,18 +79,21 @@ GgufVocab gguf_vocab(const detail::GgufFile& f) {
 
   GgufVocab out;
   out.tokenizer_json = std::move(j);
-  auto id_of = [&](const char* key) -> std::optional<int32_t> {
-    const auto* v = f.find(key);
-    if (!v) return std::nullopt;
-    const uint64_t id = v->as_u64();
-    if (id >= tokens.size())
-      throw Error(ErrorKind::format, file, key,
-                  fmt::format("token id {} is past the {} tokens of tokenizer.ggml.tokens", id, tokens.size()));
-    return static_cast<int32_t>(id);
-  };
-  out.bos = id_of("tokenizer.ggml.bos_token_id");
-  out.eos = id_of("tokenizer.ggml.eos_token_id");
+  out.bos = gguf_token_id(f, "tokenizer.ggml.bos_token_id");
+  out.eos = gguf_token_id(f, "tokenizer.ggml.eos_token_id");
   return out;
+}
+
+std::optional<int32_t> gguf_token_id(const detail::GgufFile& gguf, const char* key) {
+  const auto* v = gguf.find(key);
+  if (!v) return std::nullopt;
+  const uint64_t id = v->as_u64();
+  const auto* tokens = gguf.find("tokenizer.ggml.tokens");
+  const uint64_t n = tokens ? tokens->size() : 0;
+  if (id >= n)
+    throw Error(ErrorKind::format, gguf.path(), key,
+                fmt::format("token id {} is past the {} tokens of tokenizer.ggml.tokens", id, n));
+  return static_cast<int32_t>(id);
 }
 
 }  // namespace musespark::tokenizer

@@ -39,4 +39,9 @@ struct GgufVocab {
 // tokenizer.ggml.tokens; Error{unsupported} as above.
 GgufVocab gguf_vocab(const detail::GgufFile& gguf);
 
+// The token id under `key` (tokenizer.ggml.bos_token_id, ...); std::nullopt
+// when the file has no such key. Error{format} naming the file and the key
+// when it is past tokenizer.ggml.tokens (or the file has no tokens).
+std::optional<int32_t> gguf_token_id(const detail::GgufFile& gguf, const char* key);
+
 }  // namespace musespark::tokenizer

@@ -90,11 +90,7 @@ namespace {
 std::optional<std::string> token_name(const nlohmann::json& config, const char* key, const std::string& file) {
   auto it = config.find(key);
   if (it == config.end() || it->is_null()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object()) {
-    auto content = it->find("content");
-    if (content != it->end() && content->is_string()) return content->get<std::string>();
-  }
+  if (auto text = detail::token_content(*it)) return text;
   throw Error(ErrorKind::format, file, key, "expected a string or an object with a string \"content\"");
 }
 
