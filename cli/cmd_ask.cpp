@@ -194,9 +194,8 @@ void run(const AskArgs& a) {
   request.aggregator = a.aggregator;
   request.record_token_confidence = a.token_confidence;
   if (a.temperature) {
-    SamplingParams s;
+    SamplingParams s = default_agent_sampling(*a.temperature > 0);
     s.temperature = *a.temperature;
-    s.top_p = *a.temperature > 0 ? 0.95f : 1.0f;
     request.sampling = s;
   }
   Progress progress(!a.quiet);

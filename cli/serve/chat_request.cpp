@@ -334,8 +334,9 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limit
   r.mode = mode.value_or(Mode::automatic);
   if (temperature || top_p) {
     SamplingParams s;
-    s.temperature = static_cast<float>(temperature.value_or(r.mode == Mode::instant ? 0.0 : 0.7));
-    s.top_p = static_cast<float>(top_p.value_or(s.temperature > 0 ? 0.95 : 1.0));
+    s.temperature = temperature ? static_cast<float>(*temperature)
+                                : default_agent_sampling(r.mode != Mode::instant).temperature;
+    s.top_p = top_p ? static_cast<float>(*top_p) : default_agent_sampling(s.temperature > 0).top_p;
     r.sampling = s;
   }
   return out;

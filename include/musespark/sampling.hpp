@@ -32,6 +32,21 @@ struct SampledToken {
   std::vector<TokenLogprob> top;  // top_logprobs entries, most likely first
 };
 
+// The sampling of a reasoning agent whose request sets none — the one place
+// these defaults are written: agents that sample (Thinking, Contemplating, a
+// temperature above 0) use temperature 0.7 and top_p 0.95; greedy ones
+// (Instant) temperature 0 and top_p 1.
+inline constexpr float kAgentTemperature = 0.7f;
+inline constexpr float kAgentTopP = 0.95f;
+inline SamplingParams default_agent_sampling(bool sampled) {
+  SamplingParams s;
+  if (sampled) {
+    s.temperature = kAgentTemperature;
+    s.top_p = kAgentTopP;
+  }
+  return s;
+}
+
 // Throws Error{invalid_argument} naming the field for values out of range
 // (negative temperature, top_p outside (0,1], min_p outside [0,1), negative
 // top_k or top_logprobs, repetition_penalty <= 0).

@@ -167,8 +167,8 @@ musespark_budgets default_budgets() {
 musespark_sampling default_sampling() {
   musespark_sampling s{};
   s.struct_size = sizeof s;
-  s.temperature = 0.7f;
-  s.top_p = 0.95f;
+  s.temperature = musespark::kAgentTemperature;
+  s.top_p = musespark::kAgentTopP;
   s.repetition_penalty = 1.0f;
   return s;
 }

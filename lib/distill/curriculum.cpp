@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "distill/phrasing.hpp"
-#include "distill/rng.hpp"
+#include "common/rng.hpp"
 #include "musespark/error.hpp"
 #include "reasoning/vote.hpp"
 #include "reasoning/workspace.hpp"

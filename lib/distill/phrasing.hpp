@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "distill/rng.hpp"
+#include "common/rng.hpp"
 
 namespace musespark::detail {
 

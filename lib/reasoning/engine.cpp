@@ -131,9 +131,9 @@ Result Engine::ask(const Request& request, const EventCallback& on_event) const 
   rec.max_total_tokens = request.budgets.max_total_tokens;
   rec.deadline_ms = request.budgets.deadline_ms;
   rec.seed = request.seed;
-  const SamplingParams s = request.sampling.value_or(SamplingParams{});
-  rec.temperature = request.sampling ? s.temperature : (request.mode == Mode::instant ? 0.0f : 0.7f);
-  rec.top_p = request.sampling ? s.top_p : (request.mode == Mode::instant ? 1.0f : 0.95f);
+  const SamplingParams s = request.sampling.value_or(default_agent_sampling(request.mode != Mode::instant));
+  rec.temperature = s.temperature;
+  rec.top_p = s.top_p;
   rec.early_stop = request.early_stop;
   rec.consensus_stop = request.consensus_stop;
   rec.warmup_first = request.warmup_first;

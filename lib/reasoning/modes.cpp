@@ -5,20 +5,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/rng.hpp"
 #include "reasoning/confidence.hpp"
 #include "reasoning/vote.hpp"
 #include "reasoning/workspace.hpp"
 
 namespace musespark::detail {
 namespace {
-
-// splitmix64: well-mixed per-agent seeds from (request seed, round, index).
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // The placeholder text of one image: start marker, one image token per
 // embedding row, end marker. The tokenizer turns each into its special token.
@@ -81,13 +74,7 @@ Prompt make_prompt(const ModeContext& ctx, const std::vector<ChatMessage>& messa
 }
 
 SamplingParams agent_sampling(const Request& r, bool instant) {
-  if (r.sampling) return *r.sampling;
-  SamplingParams s;
-  if (!instant) {
-    s.temperature = 0.7f;
-    s.top_p = 0.95f;
-  }
-  return s;
+  return r.sampling.value_or(default_agent_sampling(!instant));
 }
 
 RoundConfig base_config(const ModeContext& ctx, const Prompt& prompt, bool thinking, int32_t thinking_tokens,
@@ -132,7 +119,8 @@ std::vector<AgentPlan> plans(ModeContext& ctx, int32_t count, int32_t round, con
     p.id = ctx.state.next_agent_id++;
     p.round = round;
     p.role = role;
-    p.seed = mix(ctx.request.seed ^ mix((uint64_t(round) << 32) | uint64_t(i)));
+    // Well-mixed per-agent seeds from (request seed, round, index).
+    p.seed = splitmix64(ctx.request.seed ^ splitmix64((uint64_t(round) << 32) | uint64_t(i)));
     p.warmup = i < warmups;
     out.push_back(p);
   }

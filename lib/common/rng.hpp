@@ -1,7 +1,9 @@
-// Deterministic randomness for the curriculum: splitmix64, and bounded
-// integers by rejection, so that a (seed, index, stream) gives the same
-// numbers with every compiler and standard library (std::*_distribution are
-// not specified bit-for-bit). Not thread-safe: one Rng per thread.
+// Deterministic randomness, the library's one seeded RNG: splitmix64 (seeds
+// derived from seeds: the agents' from a request's, the curriculum's
+// streams), and bounded integers by rejection, so that a (seed, index,
+// stream) gives the same numbers with every compiler and standard library
+// (std::*_distribution are not specified bit-for-bit). Not thread-safe: one
+// Rng per thread.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,10 @@ inline uint64_t mix(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
+
+// splitmix64's step: a well-mixed 64-bit value from any `x` (distinct
+// inputs, distinct outputs).
+inline uint64_t splitmix64(uint64_t x) { return mix(x + 0x9E3779B97F4A7C15ull); }
 
 class Rng {
  public:
