@@ -153,7 +153,7 @@ GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
   const bool llama = gguf.architecture() == "llama";
   auto owned = std::make_shared<Owned>(Owned{gguf, {}});
   std::vector<TensorView> views;
-  std::vector<float> rows;
+  std::vector<float> scratch;  // one row, for bf16 targets
   for (const GgufTensor& t : gguf.tensors()) {
     std::string name = hf_name(t.name);
     if (name.empty()) continue;
@@ -185,16 +185,17 @@ GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
     };
     const size_t width = target == DType::f32 ? sizeof(float) : sizeof(uint16_t);
     std::vector<std::byte> buffer(static_cast<size_t>(t.numel()) * width);
-    rows.resize(target == DType::f32 ? 0 : static_cast<size_t>(n));
+    scratch.resize(target == DType::f32 ? 0 : static_cast<size_t>(n));
     for (int64_t row = 0; row < r; ++row) {
       std::byte* dst = buffer.data() + static_cast<size_t>(row * n) * width;
-      if (target == DType::f32) {  // straight into the buffer
-        dequantize_row(t, source_row(row), {reinterpret_cast<float*>(dst), static_cast<size_t>(n)});
-        continue;
-      }
-      dequantize_row(t, source_row(row), rows);
+      // f32 targets are dequantized straight into the buffer, bf16 ones through one row of floats.
+      const std::span<float> floats = target == DType::f32
+                                          ? std::span<float>(reinterpret_cast<float*>(dst), static_cast<size_t>(n))
+                                          : std::span<float>(scratch);
+      dequantize_row(t, source_row(row), floats);
+      if (target == DType::f32) continue;
       auto* out = reinterpret_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(rows[static_cast<size_t>(i)]);
+      for (size_t i = 0; i < floats.size(); ++i) out[i] = to_bf16(floats[i]);
     }
     v.dtype = target;
     v.data = buffer.data();
