@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 #include <optional>
@@ -2733,7 +2734,15 @@ Interp::Interp(const std::string& template_name, const Value& ctx) : name(templa
     const std::string* format = string_arg(a, 0, "format");
     if (!format) fail("strftime_now needs a format");
     if (format->empty()) return Value("");
+    // SOURCE_DATE_EPOCH (seconds since 1970, the reproducible-builds
+    // convention), when set, stands for now: renders that do not change with
+    // the day (the golden tests use it).
     std::time_t now = std::time(nullptr);
+    if (const char* fixed = std::getenv("SOURCE_DATE_EPOCH"); fixed && *fixed) {
+      char* end = nullptr;
+      const long long seconds = std::strtoll(fixed, &end, 10);
+      if (*end == '\0' && seconds >= 0) now = static_cast<std::time_t>(seconds);
+    }
     std::tm tm{};
     localtime_r(&now, &tm);
     for (size_t size = 256; size <= (size_t{1} << 20); size *= 4) {

@@ -6,7 +6,8 @@
 // trim_blocks and lstrip_blocks on, the loopcontrols extension, HF's `tojson`
 // filter (json.dumps with ensure_ascii=False), and the globals raise_exception,
 // strftime_now, namespace, range and dict. Values print as Python's str() does
-// (None, True, 1.0, ['a', 1], {'k': 'v'}).
+// (None, True, 1.0, ['a', 1], {'k': 'v'}). strftime_now formats the local time
+// of now, or of $SOURCE_DATE_EPOCH (seconds since 1970) when that is set.
 //
 // Supported: if/elif/else, for (else, `if` clause, tuple targets, loop.*,
 // loop.cycle), break/continue, set (namespace attributes, tuples, block set),

@@ -68,7 +68,8 @@ def test_template_renders_as_jinja2(name, generation, thinking, tmp_path):
         cmd += ["--kwargs", write(tmp_path, "k.json", kwargs)]
     if not generation:
         cmd.append("--no-generation-prompt")
-    p = subprocess.run(cmd, capture_output=True)
+    # strftime_now: the reference renders at its fixed moment, and so must we.
+    p = subprocess.run(cmd, capture_output=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(ref.SOURCE_DATE_EPOCH)})
     if isinstance(want, Exception):
         assert p.returncode == 1 and str(want) in p.stderr.decode(), p.stderr.decode()
     else:

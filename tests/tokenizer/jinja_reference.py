@@ -26,6 +26,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 OUT = HERE / "jinja_expected.json"
+# "Now" for strftime_now, so that the golden outputs do not change with the
+# day: the C++ tests set SOURCE_DATE_EPOCH to it (lib/tokenizer/jinja.cpp
+# reads it), and this script renders at the same moment.
+SOURCE_DATE_EPOCH = 1796644800  # 2026-12-07 12:00 UTC
 
 
 def environment():
@@ -38,7 +42,7 @@ def environment():
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
     def strftime_now(format):
-        return datetime.datetime.now().strftime(format)
+        return datetime.datetime.fromtimestamp(SOURCE_DATE_EPOCH).strftime(format)
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
@@ -173,6 +177,7 @@ def render_all():
     return {
         "about": "Written by tests/tokenizer/jinja_reference.py with jinja2 " + jinja2.__version__ +
                  " configured as transformers' apply_chat_template; do not edit by hand.",
+        "source_date_epoch": SOURCE_DATE_EPOCH,
         "templates": TEMPLATES,
         "conversations": CONVERSATIONS,
         "cases": cases,

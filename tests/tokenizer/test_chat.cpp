@@ -165,6 +165,7 @@ ChatTemplate golden_template(const nlohmann::ordered_json& spec, const std::stri
 
 TEST_CASE("tokenizer chat: the model's own template renders as apply_chat_template does, tools and kwargs included") {
   const auto& g = jinja_golden();
+  const GoldenClock clock(g);
   std::map<std::string, ChatTemplate> templates;
   for (const auto& [name, spec] : g["templates"].items()) templates.emplace(name, golden_template(spec, name));
   size_t cases = 0, errors = 0;

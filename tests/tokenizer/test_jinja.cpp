@@ -21,6 +21,7 @@
 
 #include "musespark/error.hpp"
 #include "tokenizer/jinja.hpp"
+#include "tokenizer_test_support.hpp"
 
 namespace musespark::test {
 namespace {
@@ -72,6 +73,7 @@ struct GoldenResult {
 // Renders every golden case of the templates `pick` accepts.
 GoldenResult check_golden(const std::function<bool(const std::string&)>& pick) {
   const auto& g = golden();
+  const musespark::test::GoldenClock clock(g);
   GoldenResult r;
   std::map<std::string, std::pair<Template, nlohmann::ordered_json>> templates;
   for (const auto& [name, spec] : g["templates"].items()) {
@@ -270,6 +272,10 @@ TEST_CASE("jinja: strftime_now formats the local time") {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   localtime_r(&now, &tm);
+  // SOURCE_DATE_EPOCH stands for now when set (reproducible renders).
+  ::setenv("SOURCE_DATE_EPOCH", "34560000", 1);  // 1971-02-05
+  CHECK(render("{{ strftime_now('%Y') }}") == "1971");
+  ::unsetenv("SOURCE_DATE_EPOCH");
   std::string year = render("{{ strftime_now('%Y') }}");
   CHECK(year == std::to_string(1900 + tm.tm_year));
   CHECK(render("{{ strftime_now('%d %b %Y') | length }}") == "11");

@@ -21,6 +21,19 @@ namespace musespark::test {
 
 inline std::filesystem::path source_dir() { return MUSESPARK_SOURCE_DIR; }
 
+// While alive, strftime_now renders the moment the golden file
+// jinja_expected.json was rendered at (its "source_date_epoch", through
+// SOURCE_DATE_EPOCH), so that its dates do not go stale the next day.
+class GoldenClock {
+ public:
+  explicit GoldenClock(const nlohmann::ordered_json& golden) {
+    ::setenv("SOURCE_DATE_EPOCH", std::to_string(golden.at("source_date_epoch").get<int64_t>()).c_str(), 1);
+  }
+  ~GoldenClock() { ::unsetenv("SOURCE_DATE_EPOCH"); }
+  GoldenClock(const GoldenClock&) = delete;
+  GoldenClock& operator=(const GoldenClock&) = delete;
+};
+
 // A folder for this test process's files (ctest runs test cases as parallel
 // processes), removed when the process ends.
 inline std::filesystem::path scratch_dir() {
