@@ -5,14 +5,25 @@
 // held-out curriculum tasks (include/musespark/evaluate.hpp). While it works,
 // one line per configuration on stderr (redrawn in place on a terminal); then
 // the markdown table on stdout. Writes eval.md, eval.json and eval.png to --out.
+//
+// With --dask SCHEDULER_ADDRESS the same evaluation is spread over a Dask
+// cluster: this process becomes `python3 -m musespark.distributed eval` with
+// the same options (bindings/python/musespark/distributed.py, docs/distributed.md).
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -44,6 +55,7 @@ struct EvalArgs {
   int32_t max_zooms = EvalOptions{}.max_zooms;
   bool quiet = false;
   bool traces = false;
+  std::string dask;  // a scheduler's address: run on that cluster
 };
 
 // One line per configuration: on a terminal the current one is redrawn after
@@ -80,7 +92,58 @@ class Progress {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// --dask: replaces this process with Debian's Python running
+// musespark.distributed's eval on the options, as JSON (EvalOptions' field
+// names). The package is the one built beside this binary (<build>/python)
+// unless PYTHONPATH already has one; $MUSESPARK_PYTHON overrides the interpreter.
+void run_on_dask(const EvalArgs& a) {
+  nlohmann::ordered_json o;
+  o["model_dir"] = a.model.model_dir;
+  o["threads"] = a.model.threads;
+  o["dtype"] = a.model.dtype;
+  o["max_context"] = a.model.max_context;
+  o["out_dir"] = a.out;
+  o["seed"] = a.seed;
+  o["held_out_phrasings"] = a.held_out_phrasings;
+  o["tasks_per_kind"] = a.tasks;
+  o["kinds"] = a.kinds;      // comma-separated; "": all
+  o["configs"] = a.configs;  // the same
+  o["effort"] = a.effort;
+  o["agents"] = a.agents;
+  o["max_thinking_tokens"] = a.max_thinking_tokens;
+  o["max_answer_tokens"] = a.max_answer_tokens;
+  o["confidence_window"] = a.window;
+  if (a.keep) o["keep_fraction"] = *a.keep;
+  if (a.consensus_share) o["consensus_share"] = *a.consensus_share;
+  if (a.scatter_stop) o["scatter_stop"] = *a.scatter_stop;
+  if (a.warmup_agents) o["warmup_agents"] = *a.warmup_agents;
+  o["max_zooms"] = a.max_zooms;
+  o["write_traces"] = a.traces;
+  o["quiet"] = a.quiet;
+
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto package = exe.parent_path().parent_path() / "python";
+  if (!ec && std::filesystem::exists(package / "musespark" / "distributed.py", ec)) {
+    const char* old = std::getenv("PYTHONPATH");
+    const std::string path = package.string() + (old && *old ? ":" + std::string(old) : "");
+    setenv("PYTHONPATH", path.c_str(), 1);
+  }
+  const char* chosen = std::getenv("MUSESPARK_PYTHON");
+  std::string python = chosen && *chosen ? chosen : "/usr/bin/python3";
+  std::vector<std::string> args = {python, "-m", "musespark.distributed", "eval", "--dask", a.dask,
+                                   "--options", o.dump()};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  execv(python.c_str(), argv.data());
+  throw Error(ErrorKind::io, python, "", fmt::format("cannot run it for --dask: {}", std::strerror(errno)));
+}
+
 void run(const EvalArgs& a) {
+  if (!a.dask.empty()) return run_on_dask(a);
   EvalOptions o;
   o.model_dir = a.model.model_dir;
   o.model = a.model.options();
@@ -162,6 +225,9 @@ void add_eval_command(CLI::App& app, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--traces", args->traces, "also write traces.jsonl: every task's reasoning trace, one per line");
   cmd->add_flag("--quiet", args->quiet, "no progress on stderr");
+  cmd->add_option("--dask", args->dask,
+                  "a Dask scheduler's address: answer the tasks on its workers (musespark.distributed; "
+                  "docs/distributed.md)");
   cmd->callback([args, &exit_code] { exit_code = run_command([&] { run(*args); }); });
 }
 

@@ -5,6 +5,11 @@
 // API (str/list questions, images of any kind, the trace as attributes,
 // Event objects) is musespark/__init__.py.
 //
+// One exception: Evaluator, for musespark/distributed.py, is over the C++ API
+// (include/musespark/evaluate.hpp), which the C ABI does not cover: a model
+// loaded as a C++ Engine that plans `musespark eval`, answers one of its
+// tasks, and builds the report from answers given.
+//
 // The GIL is released around every call that does real work. Streaming runs
 // the ask on a C++ thread that pushes events into a queue under a mutex and
 // never touches Python; the iterator waits on the queue with the GIL released.
@@ -15,13 +20,18 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "musespark/engine.hpp"
+#include "musespark/error.hpp"
+#include "musespark/evaluate.hpp"
 #include "musespark_c.hpp"
 
 namespace py = pybind11;
@@ -55,6 +65,18 @@ PyObject* error_class(musespark_status status) {
   }
 }
 
+musespark_status status_of(musespark::ErrorKind kind) {
+  switch (kind) {
+    case musespark::ErrorKind::io: return MUSESPARK_STATUS_IO;
+    case musespark::ErrorKind::format: return MUSESPARK_STATUS_FORMAT;
+    case musespark::ErrorKind::unsupported: return MUSESPARK_STATUS_UNSUPPORTED;
+    case musespark::ErrorKind::invalid_argument: return MUSESPARK_STATUS_INVALID_ARGUMENT;
+    case musespark::ErrorKind::context_overflow: return MUSESPARK_STATUS_CONTEXT_OVERFLOW;
+    case musespark::ErrorKind::internal: return MUSESPARK_STATUS_INTERNAL;
+  }
+  return MUSESPARK_STATUS_INTERNAL;
+}
+
 PyObject* make_error_class(py::module_& m, const char* name, const char* doc, PyObject* bases) {
   const std::string qualified = std::string("musespark.") + name;
   PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases, nullptr);
@@ -83,6 +105,14 @@ void register_errors(py::module_& m) {
       if (p) std::rethrow_exception(p);
     } catch (const mc::Error& e) {
       PyErr_SetString(error_class(e.status()), e.what());
+    }
+  });
+  // The C++ API's errors (Evaluator), as the C ABI maps them.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const musespark::Error& e) {
+      PyErr_SetString(error_class(status_of(e.kind())), e.what());
     }
   });
 }
@@ -289,6 +319,136 @@ py::buffer_info byte_buffer(const py::buffer& data, size_t expected, const char*
   return info;
 }
 
+// ------------------------------------------------------------ Evaluator (C++ API)
+
+[[noreturn]] void bad_option(const std::string& name, const std::string& message) {
+  throw musespark::Error(musespark::ErrorKind::invalid_argument, "", name, message);
+}
+
+// A list of names: a list of str, or one comma-separated str (as --kinds takes).
+std::vector<std::string> names_option(const py::handle& value, const std::string& name) {
+  if (py::isinstance<py::str>(value)) {
+    const std::string list = value.cast<std::string>();
+    return name == "kinds" ? musespark::parse_eval_kinds(list, name) : musespark::parse_eval_configs(list, name);
+  }
+  try {
+    return value.cast<std::vector<std::string>>();
+  } catch (const py::cast_error&) {
+    bad_option(name, "expected a list of str or a comma-separated str");
+  }
+}
+
+template <class T>
+T number_option(const py::handle& value, const std::string& name) {
+  if (py::isinstance<py::bool_>(value)) bad_option(name, "expected a number, got a bool");
+  try {
+    return value.cast<T>();
+  } catch (const py::cast_error&) {
+    bad_option(name, "expected a number, got " + std::string(py::str(py::type::of(value).attr("__name__"))));
+  }
+}
+
+// EvalOptions from a dict of its field names (model_dir, model and the
+// callbacks aside); a None value leaves a field as it is. Unknown names are refused.
+musespark::EvalOptions eval_options(const py::dict& d) {
+  musespark::EvalOptions o;
+  for (const auto& [k, value] : d) {
+    const std::string name = py::str(k);
+    if (value.is_none()) continue;
+    if (name == "seed") o.seed = number_option<uint64_t>(value, name);
+    else if (name == "held_out_phrasings") o.held_out_phrasings = value.cast<bool>();
+    else if (name == "tasks_per_kind") o.tasks_per_kind = number_option<int32_t>(value, name);
+    else if (name == "kinds") o.kinds = names_option(value, name);
+    else if (name == "configs") o.configs = names_option(value, name);
+    else if (name == "effort") o.effort = musespark::parse_effort(value.cast<std::string>(), name);
+    else if (name == "agents") o.agents = number_option<int32_t>(value, name);
+    else if (name == "max_thinking_tokens") o.max_thinking_tokens = number_option<int32_t>(value, name);
+    else if (name == "max_answer_tokens") o.max_answer_tokens = number_option<int32_t>(value, name);
+    else if (name == "confidence_window") o.confidence_window = number_option<int32_t>(value, name);
+    else if (name == "keep_fraction") o.keep_fraction = number_option<double>(value, name);
+    else if (name == "consensus_share") o.consensus_share = number_option<double>(value, name);
+    else if (name == "scatter_stop") o.scatter_stop = number_option<int32_t>(value, name);
+    else if (name == "warmup_agents") o.warmup_agents = number_option<int32_t>(value, name);
+    else if (name == "max_zooms") o.max_zooms = number_option<int32_t>(value, name);
+    else if (name == "out_dir") o.out_dir = value.cast<std::string>();
+    else if (name == "write_traces") o.write_traces = value.cast<bool>();
+    else
+      bad_option(name, "not an evaluation option (seed, held_out_phrasings, tasks_per_kind, kinds, configs, effort, "
+                       "agents, max_thinking_tokens, max_answer_tokens, confidence_window, keep_fraction, "
+                       "consensus_share, scatter_stop, warmup_agents, max_zooms, out_dir, write_traces)");
+  }
+  return o;
+}
+
+// A model loaded as a C++ Engine, for `musespark eval` spread over processes.
+class Evaluator {
+ public:
+  Evaluator(const std::string& path, int32_t threads, const std::string& dtype, int64_t max_context)
+      : engine_(load(path, threads, dtype, max_context)) {}
+
+  // (config, kind, index) of every task evaluate() answers, in its order.
+  std::vector<std::tuple<std::string, std::string, uint64_t>> tasks(const py::dict& options) const {
+    const musespark::EvalOptions o = eval_options(options);
+    std::vector<musespark::EvalTaskRef> refs;
+    {
+      py::gil_scoped_release release;
+      refs = musespark::eval_tasks(engine_, o);
+    }
+    std::vector<std::tuple<std::string, std::string, uint64_t>> out;
+    out.reserve(refs.size());
+    for (auto& r : refs) out.emplace_back(std::move(r.config), std::move(r.kind), r.index);
+    return out;
+  }
+
+  // (trace JSON, seconds) of one task, asked as evaluate() asks it.
+  std::tuple<std::string, double> answer(const py::dict& options, const std::string& config, const std::string& kind,
+                                         uint64_t index) const {
+    const musespark::EvalOptions o = eval_options(options);
+    const musespark::EvalTaskRef ref{config, kind, index};
+    musespark::EvalAnswer a;
+    {
+      py::gil_scoped_release release;
+      a = musespark::evaluate_task(engine_, o, ref);
+    }
+    return {std::move(a.trace_json), a.seconds};
+  }
+
+  // The report of the options from the answers given, one per task of
+  // tasks(): (config, kind, index, trace JSON, seconds). Writes it to
+  // options["out_dir"] when set; returns its markdown.
+  std::string evaluate(const py::dict& options,
+                       const std::vector<std::tuple<std::string, std::string, uint64_t, std::string, double>>& answers)
+      const {
+    musespark::EvalOptions o = eval_options(options);
+    std::map<std::tuple<std::string, std::string, uint64_t>, musespark::EvalAnswer> by_task;
+    for (const auto& [config, kind, index, trace_json, seconds] : answers)
+      by_task[{config, kind, index}] = musespark::EvalAnswer{trace_json, seconds};
+    o.answer = [&by_task](const musespark::EvalTaskRef& t) {
+      const auto it = by_task.find({t.config, t.kind, t.index});
+      if (it == by_task.end())
+        throw musespark::Error(musespark::ErrorKind::invalid_argument, "", "answers",
+                               "no answer for task " + t.config + "/" + t.kind + "/" + std::to_string(t.index));
+      return it->second;
+    };
+    py::gil_scoped_release release;
+    return musespark::evaluate(engine_, o).markdown();
+  }
+
+ private:
+  static musespark::Engine load(const std::string& path, int32_t threads, const std::string& dtype,
+                                int64_t max_context) {
+    c_string(path, "path");
+    musespark::EngineOptions options;
+    options.model.threads = threads;
+    options.model.dtype = musespark::parse_dtype(dtype);
+    options.model.max_context = max_context;
+    py::gil_scoped_release release;
+    return musespark::Engine::load(path, options);
+  }
+
+  musespark::Engine engine_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_musespark, m) {
@@ -460,4 +620,16 @@ PYBIND11_MODULE(_musespark, m) {
           },
           py::arg("prompt"), py::arg("max_tokens") = 128, py::arg("chat") = false, py::arg("thinking") = true,
           py::arg("temperature") = 0.0f, py::arg("top_p") = 1.0f, py::arg("seed") = 0);
+
+  py::class_<Evaluator>(m, "Evaluator", "A model loaded for `musespark eval` spread over processes "
+                                        "(musespark.distributed).")
+      .def(py::init<const std::string&, int32_t, const std::string&, int64_t>(), py::arg("path"),
+           py::arg("threads") = 0, py::arg("dtype") = "f32", py::arg("max_context") = 0)
+      .def("tasks", &Evaluator::tasks, py::arg("options"),
+           "(config, kind, index) of every task of the evaluation, in its order; checks the options.")
+      .def("answer", &Evaluator::answer, py::arg("options"), py::arg("config"), py::arg("kind"), py::arg("index"),
+           "(trace JSON, seconds) of one task, asked as the evaluation asks it.")
+      .def("evaluate", &Evaluator::evaluate, py::arg("options"), py::arg("answers"),
+           "The report from (config, kind, index, trace JSON, seconds) answers: written to options['out_dir'] "
+           "when set; returns its markdown.");
 }

@@ -87,6 +87,23 @@ struct DeepConfStops {
 };
 inline constexpr DeepConfStops kDeepConfStops{};
 
+// One task of an evaluation, by name: a configuration and the task `index`
+// of `kind` in the held-out curriculum. evaluate_task() answers it from the
+// options alone, so it can be answered in another process or on another
+// machine (musespark eval --dask).
+struct EvalTaskRef {
+  std::string config;
+  std::string kind;
+  uint64_t index = 0;
+};
+
+// A task answered: its reasoning trace (ReasoningTrace::to_json) and the wall
+// time of its request.
+struct EvalAnswer {
+  std::string trace_json;
+  double seconds = 0;
+};
+
 struct EvalOptions {
   std::filesystem::path model_dir;  // evaluate(options) loads it
   ModelOptions model;               // dtype, threads (0: one per core), context
@@ -127,6 +144,13 @@ struct EvalOptions {
   bool write_traces = false;
   // Called after each task; may be empty. Must not throw.
   std::function<void(const EvalProgress&)> on_progress;
+  // Set: evaluate() asks it for each task's answer instead of asking its
+  // engine (which then gives only its model facts); it is called for the
+  // tasks of eval_tasks(), in that order, and should answer as
+  // evaluate_task() does on the same model and options — elsewhere, such as
+  // on a cluster. What it throws ends the evaluation. Empty: the engine
+  // answers the tasks, one after another.
+  std::function<EvalAnswer(const EvalTaskRef&)> answer;
 };
 
 // How a configuration was run, as resolved (every setting that shapes it).
@@ -275,5 +299,17 @@ EvalReport evaluate(const EvalOptions& options);
 // The same on an engine already loaded (options.model_dir and options.model
 // are not used). Runs the tasks one after another on the calling thread.
 EvalReport evaluate(const Engine& engine, const EvalOptions& options);
+
+// The tasks evaluate(engine, options) answers, in its order: configuration by
+// configuration, then kind by kind, then by index. Checks the options as
+// evaluate() does (the same errors) and writes nothing.
+std::vector<EvalTaskRef> eval_tasks(const Engine& engine, const EvalOptions& options);
+
+// Answers one task on `engine` with the request evaluate() makes for it (the
+// same question, image, seed and settings), so that evaluate() with
+// options.answer calling this on the same model, anywhere, reports what it
+// reports without. options.out_dir, write_traces and the callbacks are not
+// used. Error{invalid_argument} for an unknown configuration or kind.
+EvalAnswer evaluate_task(const Engine& engine, const EvalOptions& options, const EvalTaskRef& task);
 
 }  // namespace musespark

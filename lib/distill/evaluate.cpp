@@ -153,6 +153,50 @@ Request make_request(const EvalConfig& c, const EvalOptions& o, const detail::Ta
   return r;
 }
 
+// The held-out curriculum of one kind, so that task j of a kind is the same
+// whichever other kinds are chosen.
+detail::Curriculum held_out_curriculum(const EvalOptions& options, const std::string& kind) {
+  detail::CurriculumOptions picked;
+  picked.seed = options.seed;
+  if (options.held_out_phrasings) picked.phrasings = detail::Phrasings::held_out;
+  picked.kinds = {*detail::parse_task_kind(kind)};
+  return detail::Curriculum(picked);
+}
+
+// A request seed per task, the same in every configuration and whatever else
+// is chosen (the engine mixes it into each agent's seed).
+uint64_t task_seed(const EvalOptions& options, const std::string& kind, uint64_t index) {
+  const auto kind_number = static_cast<uint64_t>(
+      std::find(eval_kind_names().begin(), eval_kind_names().end(), kind) - eval_kind_names().begin());
+  return options.seed ^ (kind_number << 32 | index);
+}
+
+// A held-out task, with its kind's name and its request seed.
+struct Held {
+  std::string kind;
+  detail::Task task;
+  uint64_t seed;
+};
+
+// An evaluation as planned: the report before any task (model facts,
+// configurations, notes) and the held-out tasks, kind by kind.
+struct Plan {
+  EvalReport report;
+  std::vector<Held> held;
+};
+
+// engine.ask(request), and its wall time in `seconds`.
+Result ask_timed(const Engine& engine, const Request& request, double& seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Result result = engine.ask(request);
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+bool runs_on(const EvalConfig& c, const std::string& kind) {
+  return std::find(c.kinds.begin(), c.kinds.end(), kind) != c.kinds.end();
+}
+
 }  // namespace
 
 const std::vector<std::string>& eval_config_names() {
@@ -200,8 +244,10 @@ EvalReport evaluate(const EvalOptions& options) {
   return evaluate(engine, options);
 }
 
-EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// Checks the options and plans the evaluation of them on a model.
+Plan plan_evaluation(const ModelInfo& info, const EvalOptions& options) {
   check_range(options.tasks_per_kind >= 1, "tasks_per_kind", "must be at least 1");
   check_range(options.agents >= 0 && options.agents <= 64, "agents", "must be in [0, 64] (0: the effort's)");
   check_range(options.max_thinking_tokens >= 0, "max_thinking_tokens", "must be >= 0 (0: the effort's)");
@@ -220,8 +266,8 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
       checked_names(options.configs, eval_config_names(), "configs", "configuration");
   std::vector<std::string> kinds = checked_names(options.kinds, eval_kind_names(), "kinds", "task kind");
 
-  const ModelInfo& info = engine.model_info();
-  EvalReport report;
+  Plan plan;
+  EvalReport& report = plan.report;
   report.model_dir = info.directory.string();
   report.architecture = info.architecture;
   report.parameters = info.parameter_count;
@@ -251,6 +297,48 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
       report.notes.push_back(c.name + " was not run: it has none of the chosen kinds (" + known_list(kinds) + ").");
     report.configs.push_back(std::move(c));
   }
+  for (const auto& kind : kinds) {
+    const detail::Curriculum curriculum = held_out_curriculum(options, kind);
+    for (int32_t j = 0; j < options.tasks_per_kind; ++j) {
+      const auto index = static_cast<uint64_t>(j);
+      plan.held.push_back({kind, curriculum.task(index), task_seed(options, kind, index)});
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+std::vector<EvalTaskRef> eval_tasks(const Engine& engine, const EvalOptions& options) {
+  const Plan plan = plan_evaluation(engine.model_info(), options);
+  std::vector<EvalTaskRef> tasks;
+  for (const EvalConfig& c : plan.report.configs)
+    for (const auto& h : plan.held)
+      if (runs_on(c, h.kind)) tasks.push_back({c.name, h.kind, h.task.index});
+  return tasks;
+}
+
+EvalAnswer evaluate_task(const Engine& engine, const EvalOptions& options, const EvalTaskRef& task) {
+  const auto spec =
+      std::find_if(std::begin(kConfigs), std::end(kConfigs), [&](auto& c) { return c.name == task.config; });
+  if (spec == std::end(kConfigs))
+    throw Error(ErrorKind::invalid_argument, "", "config",
+                "unknown configuration '" + task.config + "' (known: " + known_list(eval_config_names()) + ")");
+  if (std::find(eval_kind_names().begin(), eval_kind_names().end(), task.kind) == eval_kind_names().end())
+    throw Error(ErrorKind::invalid_argument, "", "kind",
+                "unknown task kind '" + task.kind + "' (known: " + known_list(eval_kind_names()) + ")");
+  const EvalConfig c = resolve(*spec, options, {task.kind});
+  const detail::Task held = held_out_curriculum(options, task.kind).task(task.index);
+  double seconds = 0;
+  const Result result = ask_timed(engine, make_request(c, options, held, task_seed(options, task.kind, task.index)),
+                                  seconds);
+  return {result.trace.to_json(), seconds};
+}
+
+EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  Plan plan = plan_evaluation(engine.model_info(), options);
+  EvalReport& report = plan.report;
   if (!options.out_dir.empty()) report.write(options.out_dir);  // fail early, not after the run
   // Every trace so far, rewritten whole (atomically) with the report after
   // each configuration: a killed run leaves the two files of the same moment.
@@ -258,29 +346,7 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
   const std::filesystem::path traces_path = options.out_dir / "traces.jsonl";
   if (options.write_traces) detail::write_file_atomically(traces_path, traces);
 
-  // The held-out tasks: one curriculum per kind, so that task j of a kind is
-  // the same whichever other kinds are chosen.
-  struct Held {
-    std::string kind;
-    detail::Task task;
-    uint64_t seed;
-  };
-  std::vector<Held> held;
-  for (const auto& kind : kinds) {
-    detail::CurriculumOptions picked;
-    picked.seed = options.seed;
-    if (options.held_out_phrasings) picked.phrasings = detail::Phrasings::held_out;
-    picked.kinds = {*detail::parse_task_kind(kind)};
-    const detail::Curriculum curriculum(picked);
-    const auto kind_number = static_cast<uint64_t>(
-        std::find(eval_kind_names().begin(), eval_kind_names().end(), kind) - eval_kind_names().begin());
-    for (int32_t j = 0; j < options.tasks_per_kind; ++j) {
-      // A request seed per task, the same in every configuration and whatever
-      // else is chosen (the engine mixes it into each agent's seed).
-      const uint64_t seed = options.seed ^ (kind_number << 32 | static_cast<uint64_t>(j));
-      held.push_back({kind, curriculum.task(static_cast<uint64_t>(j)), seed});
-    }
-  }
+  const std::vector<Held>& held = plan.held;
 
   for (size_t ci = 0; ci < report.configs.size(); ++ci) {
     const EvalConfig& c = report.configs[ci];
@@ -288,16 +354,24 @@ EvalReport evaluate(const Engine& engine, const EvalOptions& options) {
     progress.config = c.name;
     progress.config_number = static_cast<int32_t>(ci + 1);
     progress.config_count = static_cast<int32_t>(report.configs.size());
-    for (const auto& h : held)
-      progress.total += std::find(c.kinds.begin(), c.kinds.end(), h.kind) != c.kinds.end();
+    for (const auto& h : held) progress.total += runs_on(c, h.kind);
     if (options.on_progress) options.on_progress(progress);
     for (const auto& h : held) {
-      if (std::find(c.kinds.begin(), c.kinds.end(), h.kind) == c.kinds.end()) continue;
-      const Request request = make_request(c, options, h.task, h.seed);
-      const auto t0 = std::chrono::steady_clock::now();
-      const Result result = engine.ask(request);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const ReasoningTrace& trace = result.trace;
+      if (!runs_on(c, h.kind)) continue;
+      // Asked here, or answered elsewhere (options.answer) as evaluate_task() asks it.
+      std::optional<Result> asked;
+      ReasoningTrace answered;
+      double seconds = 0;
+      if (options.answer) {
+        const EvalTaskRef ref{c.name, h.kind, h.task.index};
+        const EvalAnswer a = options.answer(ref);
+        answered = ReasoningTrace::from_json(
+            a.trace_json, "the answer of " + ref.config + "/" + ref.kind + "/" + std::to_string(ref.index));
+        seconds = a.seconds;
+      } else {
+        asked.emplace(ask_timed(engine, make_request(c, options, h.task, h.seed), seconds));
+      }
+      const ReasoningTrace& trace = asked ? asked->trace : answered;
       if (progress.done == 0) {
         report.configs[ci].temperature = trace.request.temperature;
         report.configs[ci].top_p = trace.request.top_p;

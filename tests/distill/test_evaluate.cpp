@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -465,6 +466,55 @@ TEST_CASE("eval: the same seed gives the same answers, another seed other tasks"
   CHECK(d.held_out_phrasings);
   CHECK(d.to_json().find("\"phrasings\": \"held_out\"") != std::string::npos);
   CHECK(d.markdown().find("in the held-out phrasings") != std::string::npos);
+}
+
+TEST_CASE("eval: tasks answered one by one elsewhere (evaluate_task) give the report evaluate() makes") {
+  EvalOptions o = quick_options({"instant", "thinking-nozoom", "deepconf-8"}, {"arithmetic", "count_color"}, 2);
+  const std::vector<EvalTaskRef> tasks = eval_tasks(seer(), o);
+  // Configuration by configuration, kind by kind, by index; thinking-nozoom on the visual kind only.
+  REQUIRE(tasks.size() == 10);
+  CHECK((tasks[0].config == "instant" && tasks[0].kind == "arithmetic" && tasks[0].index == 0));
+  CHECK((tasks[3].config == "instant" && tasks[3].kind == "count_color" && tasks[3].index == 1));
+  CHECK((tasks[4].config == "thinking-nozoom" && tasks[4].kind == "count_color" && tasks[4].index == 0));
+  CHECK((tasks[9].config == "deepconf-8" && tasks[9].kind == "count_color" && tasks[9].index == 1));
+  const EvalReport here = evaluate(seer(), o);
+  REQUIRE(here.tasks.size() == tasks.size());
+
+  // Answered in another order (as a cluster finishes them), then handed to evaluate().
+  auto name = [](const EvalTaskRef& t) { return t.config + "/" + t.kind + "/" + std::to_string(t.index); };
+  std::map<std::string, EvalAnswer> answers;
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) answers[name(*it)] = evaluate_task(seer(), o, *it);
+  std::vector<std::string> asked;
+  o.answer = [&](const EvalTaskRef& t) {
+    asked.push_back(name(t));
+    return answers.at(name(t));
+  };
+  const EvalReport there = evaluate(seer(), o);
+  REQUIRE(asked.size() == tasks.size());
+  REQUIRE(there.tasks.size() == tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    CAPTURE(name(tasks[i]));
+    CHECK(asked[i] == name(tasks[i]));
+    CHECK(there.tasks[i].question == here.tasks[i].question);
+    CHECK(there.tasks[i].seed == here.tasks[i].seed);
+    CHECK(there.tasks[i].got == here.tasks[i].got);
+    CHECK(there.tasks[i].tokens == here.tasks[i].tokens);
+    CHECK(there.tasks[i].seconds == answers.at(name(tasks[i])).seconds);
+  }
+  // The whole report, times aside.
+  auto timeless = [](EvalReport r) {
+    r.seconds = 0;
+    for (auto& t : r.tasks) t.seconds = 0;
+    r.summarize();
+    return r.to_json();
+  };
+  CHECK(timeless(there) == timeless(here));
+
+  CHECK_THROWS_WITH_AS(evaluate_task(seer(), o, {"nothing", "arithmetic", 0}), doctest::Contains("nothing"), Error);
+  CHECK_THROWS_WITH_AS(evaluate_task(seer(), o, {"instant", "nothing", 0}), doctest::Contains("nothing"), Error);
+  // An answer that is not a trace is named.
+  o.answer = [](const EvalTaskRef&) { return EvalAnswer{"{}", 0}; };
+  CHECK_THROWS_WITH_AS(evaluate(seer(), o), doctest::Contains("the answer of instant/arithmetic/0"), Error);
 }
 
 TEST_CASE("eval: deepconf-8 has its own stop settings unless they are set, and they reach the engine") {
