@@ -26,7 +26,7 @@ namespace {
 
 struct Matrix {
   at::Tensor plain;  // bf16 [n, k]
-  kernels::PackedLinear bf16, int8;
+  kernels::PackedLinear bf16, int8, q4;
 };
 
 template <typename Fn>
@@ -62,21 +62,24 @@ int main(int argc, char** argv) {
   const int64_t H = 1024, q = 2048, kv = 1024, I = 3072;
   const int64_t shapes[4][2] = {{q + 2 * kv, H}, {H, q}, {2 * I, H}, {H, I}};
   std::vector<Matrix> ms;
-  int64_t bf16_bytes = 0, int8_bytes = 0;
+  int64_t bf16_bytes = 0, int8_bytes = 0, q4_bytes = 0;
   for (int l = 0; l < layers; ++l)
     for (const auto& s : shapes) {
       Matrix m;
       m.plain = (at::randn({s[0], s[1]}) * 0.05).to(at::kBFloat16);
       m.bf16 = kernels::PackedLinear::pack({&m.plain, 1}, {}, kernels::WeightFormat::bf16);
       m.int8 = kernels::PackedLinear::pack({&m.plain, 1}, {}, kernels::WeightFormat::int8);
+      m.q4 = kernels::PackedLinear::pack({&m.plain, 1}, {}, kernels::WeightFormat::q4);
       bf16_bytes += m.bf16.weight_bytes();
+      q4_bytes += m.q4.weight_bytes();
       int8_bytes += m.int8.weight_bytes();
       ms.push_back(std::move(m));
     }
   const double bandwidth = cli::measure_read_bandwidth(threads);
-  std::printf("isa %s, %d threads, %.0f MB bf16 / %.0f MB int8 per pass, read bandwidth %.1f GB/s\n",
-              kernels::isa_name(kernels::active_isa()), threads, bf16_bytes / 1e6, int8_bytes / 1e6, bandwidth / 1e9);
-  std::printf("rows  libtorch ms (GB/s)   bf16 ms (GB/s)   int8 ms (GB/s)   bf16/libtorch  int8/bf16\n");
+  std::printf("isa %s, %d threads, %.0f MB bf16 / %.0f MB int8 / %.0f MB q4 per pass, read bandwidth %.1f GB/s\n",
+              kernels::isa_name(kernels::active_isa()), threads, bf16_bytes / 1e6, int8_bytes / 1e6, q4_bytes / 1e6,
+              bandwidth / 1e9);
+  std::printf("rows  libtorch ms (GB/s)   bf16 ms (GB/s)   int8 ms (GB/s)   q4 ms (GB/s)   bf16/libtorch  int8/bf16  q4/bf16\n");
   for (int64_t rows : row_counts) {
     at::Tensor x = at::randn({rows, I}).to(at::kBFloat16);
     auto input = [&](const Matrix& m) { return x.narrow(1, 0, m.plain.size(1)); };
@@ -89,9 +92,13 @@ int main(int argc, char** argv) {
     const double t_int8 = seconds(repeat, [&] {
       for (const auto& m : ms) m.int8(input(m), at::kBFloat16);
     });
-    std::printf("%4lld  %8.2f (%5.1f)     %7.2f (%5.1f)   %7.2f (%5.1f)   %8.2fx     %6.2fx\n", (long long)rows,
-                t_torch * 1e3, bf16_bytes / t_torch / 1e9, t_bf16 * 1e3, bf16_bytes / t_bf16 / 1e9, t_int8 * 1e3,
-                int8_bytes / t_int8 / 1e9, t_torch / t_bf16, t_bf16 / t_int8);
+    const double t_q4 = seconds(repeat, [&] {
+      for (const auto& m : ms) m.q4(input(m), at::kBFloat16);
+    });
+    std::printf("%4lld  %8.2f (%5.1f)     %7.2f (%5.1f)   %7.2f (%5.1f)   %6.2f (%5.1f)   %8.2fx     %6.2fx   %6.2fx\n",
+                (long long)rows, t_torch * 1e3, bf16_bytes / t_torch / 1e9, t_bf16 * 1e3, bf16_bytes / t_bf16 / 1e9,
+                t_int8 * 1e3, int8_bytes / t_int8 / 1e9, t_q4 * 1e3, q4_bytes / t_q4 / 1e9, t_torch / t_bf16,
+                t_bf16 / t_int8, t_bf16 / t_q4);
   }
   return 0;
 }

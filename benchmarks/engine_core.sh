@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Engine-core figures for the README: prefill and decode speed on the
 # Qwen3-0.6B-shaped model, 2 threads: f32 and bf16 on libtorch alone
-# (MUSESPARK_KERNELS=none), bf16 and int8 on our decode kernels, batch 1 and 8.
+# (MUSESPARK_KERNELS=none), bf16, int8 and q4 on our decode kernels, batch 1 and 8.
 # Usage: benchmarks/engine_core.sh [gen-tokens (32)] [prompt-tokens (128)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +18,5 @@ for batch in 1 8; do
   run libtorch MUSESPARK_KERNELS=none bf16 "$batch"
   run kernels MUSESPARK_KERNELS=avx512 bf16 "$batch"
   run kernels MUSESPARK_KERNELS=avx512 int8 "$batch"
+  run kernels MUSESPARK_KERNELS=avx512 q4 "$batch"
 done

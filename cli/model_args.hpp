@@ -37,8 +37,8 @@ struct ModelArgs {
     cmd.add_option("--model", model_dir, "model folder (HF layout); default: the embedded musespark-mini")
         ->capture_default_str();
     cmd.add_option("--threads", threads, "intra-op threads (default: one per core)")->check(CLI::NonNegativeNumber);
-    cmd.add_option("--dtype", dtype, "weights: f32, bf16 or int8 (quantised at load)")
-        ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+    cmd.add_option("--dtype", dtype, "weights: f32, bf16, int8 or q4 (quantised at load; q4 keeps a GGUF's blocks)")
+        ->check(CLI::IsMember({"f32", "bf16", "int8", "q4"}));
     cmd.add_option("--max-context", max_context, "longest sequence in tokens (default: min(model, 4096))")
         ->check(CLI::NonNegativeNumber);
   }

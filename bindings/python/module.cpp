@@ -298,7 +298,8 @@ musespark_dtype parse_dtype(const std::string& s) {
   if (s == "f32") return MUSESPARK_DTYPE_F32;
   if (s == "bf16") return MUSESPARK_DTYPE_BF16;
   if (s == "int8") return MUSESPARK_DTYPE_INT8;
-  throw mc::Error(MUSESPARK_STATUS_INVALID_ARGUMENT, "dtype: '" + s + "' is not one of 'f32', 'bf16', 'int8'");
+  if (s == "q4") return MUSESPARK_DTYPE_Q4;
+  throw mc::Error(MUSESPARK_STATUS_INVALID_ARGUMENT, "dtype: '" + s + "' is not one of 'f32', 'bf16', 'int8', 'q4'");
 }
 
 // A read-only, C-contiguous byte buffer of exactly `expected` bytes (or any size when expected is 0).

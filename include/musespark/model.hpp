@@ -25,10 +25,18 @@ namespace musespark {
 //         at each product; everything else (embeddings, norms, the KV cache,
 //         activations between products) in bf16. Half the bytes of bf16 per
 //         decoded token; the accuracy cost is measured in the README.
+//   q4:   4-bit weights. An HF folder's matrices are quantised at load per
+//         block of 32 along each row (16 levels between the block's min and
+//         max, float32 scale and offset); a GGUF file's block-quantised
+//         matrices (Q4_0, Q4_1, Q4_K as 4-bit; Q5_*, Q6_K, Q8_0, Q2_K,
+//         Q3_K as 8-bit codes) are repacked as they are, without loss and
+//         without a dequantized copy. Activations are quantised per block
+//         of the weights to int8 for each product (as llama.cpp does);
+//         everything else as for int8.
 // Values are only ever appended.
-enum class DType { f32, bf16, int8 };
+enum class DType { f32, bf16, int8, q4 };
 
-// "f32" / "bf16" / "int8"; parse_dtype throws Error{invalid_argument} for anything else.
+// "f32" / "bf16" / "int8" / "q4"; parse_dtype throws Error{invalid_argument} for anything else.
 const char* dtype_name(DType dtype);
 DType parse_dtype(const std::string& name);
 
@@ -93,7 +101,8 @@ class Model {
  public:
   // Loads config.json and the weights of `directory`, or a GGUF file (a
   // qwen3, qwen2 or llama text model; quantized tensors are dequantized at
-  // load to the compute dtype: lib/model/gguf_model.hpp). Throws
+  // load to the compute dtype, or with DType::q4 kept in their blocks:
+  // lib/model/gguf_model.hpp). Throws
   // musespark::Error naming the file and field for every problem: missing
   // files, malformed JSON or GGUF, unknown architecture, bad safetensors
   // headers, missing tensors, wrong shapes or dtypes.

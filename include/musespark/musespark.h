@@ -107,11 +107,13 @@ typedef enum musespark_effort {
   MUSESPARK_EFFORT_XHIGH = 4
 } musespark_effort;
 
-/* INT8: matrices quantised to int8 at load (per output row), the rest bf16. */
+/* INT8: matrices quantised to int8 at load (per output row), the rest bf16.
+   Q4: 4-bit matrices (a GGUF file's blocks kept as they are); see DType::q4 in model.hpp. */
 typedef enum musespark_dtype {
   MUSESPARK_DTYPE_F32 = 0,
   MUSESPARK_DTYPE_BF16 = 1,
-  MUSESPARK_DTYPE_INT8 = 2
+  MUSESPARK_DTYPE_INT8 = 2,
+  MUSESPARK_DTYPE_Q4 = 3
 } musespark_dtype;
 
 /* ------------------------------------------------------------ engine */

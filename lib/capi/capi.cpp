@@ -361,7 +361,8 @@ musespark_status musespark_engine_load(const char* model_dir, const musespark_en
       case MUSESPARK_DTYPE_F32: options.model.dtype = musespark::DType::f32; break;
       case MUSESPARK_DTYPE_BF16: options.model.dtype = musespark::DType::bf16; break;
       case MUSESPARK_DTYPE_INT8: options.model.dtype = musespark::DType::int8; break;
-      default: bad_argument(fn, "params->dtype", fmt::format("must be F32 (0), BF16 (1) or INT8 (2), got {}",
+      case MUSESPARK_DTYPE_Q4: options.model.dtype = musespark::DType::q4; break;
+      default: bad_argument(fn, "params->dtype", fmt::format("must be F32 (0), BF16 (1), INT8 (2) or Q4 (3), got {}",
                                                                    dtype));
     }
     if (p.threads < 0) bad_argument(fn, "params->threads", "must not be negative");

@@ -884,6 +884,166 @@ void dequantize_q8_k(const std::byte* b, float* y) {
   for (size_t j = 0; j < kQK; ++j) y[j] = d * static_cast<float>(static_cast<int8_t>(byte_at(b + 4 + j)));
 }
 
+// Affine forms (see affine_layout): each writes one ggml block as codes
+// q[] and (d, m) per affine block, in dequantize_*'s order of float operations
+// for d and m, so fmaf(d, q, m) is its float exactly.
+void affine_q4_0(const std::byte* b, uint8_t* q, float* d, float* m) {
+  d[0] = half_at(b);
+  m[0] = -8.0f * d[0];
+  for (int j = 0; j < 16; ++j) {
+    q[j] = byte_at(b + 2 + j) & 0xf;
+    q[j + 16] = byte_at(b + 2 + j) >> 4;
+  }
+}
+
+void affine_q4_1(const std::byte* b, uint8_t* q, float* d, float* m) {
+  d[0] = half_at(b);
+  m[0] = half_at(b + 2);
+  for (int j = 0; j < 16; ++j) {
+    q[j] = byte_at(b + 4 + j) & 0xf;
+    q[j + 16] = byte_at(b + 4 + j) >> 4;
+  }
+}
+
+void q5_codes(const std::byte* qs, uint32_t qh, uint8_t* q) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<uint8_t>((byte_at(qs + j) & 0xf) | (((qh >> j) & 1u) << 4));
+    q[j + 16] = static_cast<uint8_t>((byte_at(qs + j) >> 4) | (((qh >> (j + 16)) & 1u) << 4));
+  }
+}
+
+void affine_q5_0(const std::byte* b, uint8_t* q, float* d, float* m) {
+  d[0] = half_at(b);
+  m[0] = -16.0f * d[0];
+  q5_codes(b + 6, le32(b + 2), q);
+}
+
+void affine_q5_1(const std::byte* b, uint8_t* q, float* d, float* m) {
+  d[0] = half_at(b);
+  m[0] = half_at(b + 2);
+  q5_codes(b + 8, le32(b + 4), q);
+}
+
+// Signed 8-bit values as value + 128 with m = -128 d.
+void affine_signed8(float scale, const std::byte* qs, int count, uint8_t* q, float* d, float* m) {
+  d[0] = scale;
+  m[0] = -128.0f * scale;
+  for (int j = 0; j < count; ++j) q[j] = static_cast<uint8_t>(byte_at(qs + j) ^ 0x80);
+}
+
+void affine_q8_0(const std::byte* b, uint8_t* q, float* d, float* m) { affine_signed8(half_at(b), b + 2, 32, q, d, m); }
+void affine_q8_1(const std::byte* b, uint8_t* q, float* d, float* m) { affine_signed8(half_at(b), b + 4, 32, q, d, m); }
+void affine_q8_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  const float scale = std::bit_cast<float>(le32(b));
+  for (int j = 0; j < 8; ++j) affine_signed8(scale, b + 4 + 32 * j, 32, q + 32 * j, d + j, m + j);
+}
+
+// Q4_K / Q5_K: sub-block j's d * scale and -(dmin * min).
+void k4_affine(const std::byte* b, int j, float* d, float* m) {
+  int sc, mn;
+  scale_min_k4(j, b + 4, sc, mn);
+  d[j] = half_at(b) * static_cast<float>(sc);
+  m[j] = -(half_at(b + 2) * static_cast<float>(mn));
+}
+
+void affine_q4_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  for (int j = 0; j < 8; ++j) {
+    k4_affine(b, j, d, m);
+    const std::byte* qs = b + 16 + 32 * (j / 2);
+    for (int l = 0; l < 32; ++l) q[32 * j + l] = (j % 2) ? byte_at(qs + l) >> 4 : byte_at(qs + l) & 0xf;
+  }
+}
+
+void affine_q5_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  const std::byte* qh = b + 16;
+  for (int j = 0; j < 8; ++j) {
+    k4_affine(b, j, d, m);
+    const std::byte* qs = b + 48 + 32 * (j / 2);
+    for (int l = 0; l < 32; ++l) {
+      const int low = (j % 2) ? byte_at(qs + l) >> 4 : byte_at(qs + l) & 0xf;
+      q[32 * j + l] = static_cast<uint8_t>(low + ((byte_at(qh + l) >> j) & 1) * 16);
+    }
+  }
+}
+
+// Q6_K: the raw 6-bit q (value + 32), m = -32 d per 16.
+void affine_q6_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  const float dd = half_at(b + 208);
+  for (int n = 0; n < 2; ++n) {
+    const std::byte* ql = b + 64 * n;
+    const std::byte* qh = b + 128 + 32 * n;
+    const std::byte* sc = b + 192 + 8 * n;
+    for (int s = 0; s < 8; ++s) {
+      d[8 * n + s] = dd * static_cast<float>(static_cast<int8_t>(byte_at(sc + s)));
+      m[8 * n + s] = -32.0f * d[8 * n + s];
+    }
+    // Sub-block s = is + 2k covers elements 16 s .. of this half: l + 32 k with l / 16 = is.
+    uint8_t* y = q + 128 * n;
+    for (int l = 0; l < 32; ++l) {
+      const int h = byte_at(qh + l);
+      y[l] = static_cast<uint8_t>((byte_at(ql + l) & 0xf) | ((h & 3) << 4));
+      y[l + 32] = static_cast<uint8_t>((byte_at(ql + l + 32) & 0xf) | (((h >> 2) & 3) << 4));
+      y[l + 64] = static_cast<uint8_t>((byte_at(ql + l) >> 4) | (((h >> 4) & 3) << 4));
+      y[l + 96] = static_cast<uint8_t>((byte_at(ql + l + 32) >> 4) | (((h >> 6) & 3) << 4));
+    }
+  }
+}
+
+void affine_q2_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  const float dd = half_at(b + 80), dmin = half_at(b + 82);
+  int is = 0;
+  for (int n = 0; n < 2; ++n) {
+    const std::byte* qs = b + 16 + 32 * n;
+    for (int shift = 0; shift < 8; shift += 2)
+      for (int half = 0; half < 2; ++half, ++is) {
+        const uint8_t sc = byte_at(b + is);
+        d[is] = dd * static_cast<float>(sc & 0xf);
+        m[is] = -(dmin * static_cast<float>(sc >> 4));
+        for (int l = 0; l < 16; ++l) q[16 * is + l] = (byte_at(qs + 16 * half + l) >> shift) & 3;
+      }
+  }
+}
+
+// Q3_K: value = code - 4 with code = 2 low bits + 4 * the hmask bit.
+void affine_q3_k(const std::byte* b, uint8_t* q, float* d, float* m) {
+  const std::byte* hmask = b;
+  const std::byte* raw = b + 96;
+  const float dd = half_at(b + 108);
+  int is = 0;
+  unsigned bit = 1;
+  for (int n = 0; n < 2; ++n) {
+    const std::byte* qs = b + 32 + 32 * n;
+    for (int shift = 0; shift < 8; shift += 2, bit <<= 1)
+      for (int half = 0; half < 2; ++half, ++is) {
+        const int low = is < 8 ? byte_at(raw + is) & 0xf : byte_at(raw + is - 8) >> 4;
+        const int high = (byte_at(raw + 8 + is % 4) >> (2 * (is / 4))) & 3;
+        d[is] = dd * static_cast<float>((low | (high << 4)) - 32);
+        m[is] = -4.0f * d[is];
+        for (int l = 0; l < 16; ++l) {
+          const int k = 16 * half + l;
+          q[16 * is + l] = static_cast<uint8_t>(((byte_at(qs + k) >> shift) & 3) + ((byte_at(hmask + k) & bit) ? 4 : 0));
+        }
+      }
+  }
+}
+
+using AffineFn = void (*)(const std::byte*, uint8_t*, float*, float*);
+
+struct AffineType {
+  GgmlType type;
+  AffineLayout layout;
+  AffineFn fn;
+};
+
+constexpr AffineType kAffineTypes[] = {
+    {GgmlType::q4_0, {32, 4}, affine_q4_0}, {GgmlType::q4_1, {32, 4}, affine_q4_1},
+    {GgmlType::q4_k, {32, 4}, affine_q4_k}, {GgmlType::q5_0, {32, 5}, affine_q5_0},
+    {GgmlType::q5_1, {32, 5}, affine_q5_1}, {GgmlType::q5_k, {32, 5}, affine_q5_k},
+    {GgmlType::q8_0, {32, 8}, affine_q8_0}, {GgmlType::q8_1, {32, 8}, affine_q8_1},
+    {GgmlType::q8_k, {32, 8}, affine_q8_k}, {GgmlType::q6_k, {16, 6}, affine_q6_k},
+    {GgmlType::q3_k, {16, 3}, affine_q3_k}, {GgmlType::q2_k, {16, 2}, affine_q2_k},
+};
+
 using BlockFn = void (*)(const std::byte*, float*);
 
 BlockFn block_function(GgmlType type) {
@@ -960,6 +1120,36 @@ void dequantize_blocks(GgmlType type, std::span<const std::byte> blocks, std::sp
   }
   const BlockFn fn = block_function(type);
   for (size_t i = 0; i < n_blocks; ++i) fn(src + i * info.block_bytes, y + i * info.block_size);
+}
+
+std::optional<AffineLayout> affine_layout(GgmlType type) noexcept {
+  for (const AffineType& t : kAffineTypes)
+    if (t.type == type) return t.layout;
+  return std::nullopt;
+}
+
+void affine_row(const GgufTensor& tensor, int64_t row, std::span<uint8_t> codes, std::span<float> d,
+                std::span<float> m) {
+  const AffineType* type = nullptr;
+  for (const AffineType& t : kAffineTypes)
+    if (t.type == tensor.type) type = &t;
+  if (!type)
+    throw Error(ErrorKind::unsupported, tensor.file, tensor.name,
+                fmt::format("{} has no affine block form", ggml_type_name(tensor.type)));
+  const int64_t rows = tensor.rows(), length = tensor.row_length();
+  if (row < 0 || row >= rows)
+    throw Error(ErrorKind::invalid_argument, tensor.file, tensor.name, fmt::format("row {} of {}", row, rows));
+  const size_t block = type->layout.block;
+  if (static_cast<int64_t>(codes.size()) != length || d.size() * block != codes.size() || m.size() != d.size())
+    throw Error(ErrorKind::invalid_argument, tensor.file, tensor.name,
+                fmt::format("room for {} codes and {} blocks, a row has {} elements", codes.size(), d.size(), length));
+  const GgmlTypeInfo info = ggml_type_info(tensor.type);
+  const size_t row_bytes = tensor.nbytes / static_cast<size_t>(rows);
+  const std::byte* src = tensor.data + static_cast<size_t>(row) * row_bytes;
+  const size_t per_ggml = info.block_size / block;  // affine blocks per ggml block
+  for (size_t i = 0; i < codes.size() / info.block_size; ++i)
+    type->fn(src + i * info.block_bytes, codes.data() + i * info.block_size, d.data() + i * per_ggml,
+             m.data() + i * per_ggml);
 }
 
 void dequantize(const GgufTensor& tensor, std::span<float> out) {

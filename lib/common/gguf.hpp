@@ -253,6 +253,26 @@ void dequantize_row(const GgufTensor& tensor, int64_t row, std::span<float> out)
 // type that is not dequantizable.
 void dequantize_blocks(GgmlType type, std::span<const std::byte> blocks, std::span<float> out);
 
+// The affine form of a block-quantised type, for kernels that multiply the
+// codes themselves (kernels/packed_linear.hpp's q4 and q8b): every `block`
+// consecutive elements share a scale d and an offset m, and element i is
+// fmaf(d, code_i, m) with code_i an unsigned integer below 2^code_bits —
+// bit-identical to dequantize()'s float. Q4_0, Q4_1, Q4_K (4-bit codes,
+// blocks of 32); Q5_0, Q5_1, Q5_K, Q8_0, Q8_1, Q8_K (blocks of 32), Q6_K,
+// Q3_K, Q2_K (blocks of 16), with up to 8-bit codes (signed values are
+// stored as value + 2^(bits-1), the offset folded into m). std::nullopt for
+// every other type.
+struct AffineLayout {
+  uint32_t block;
+  uint32_t code_bits;
+};
+std::optional<AffineLayout> affine_layout(GgmlType type) noexcept;
+// Row `row` of `tensor` in affine form: row_length() codes and
+// row_length() / block pairs (d, m). Throws as dequantize_row does, and
+// Error{unsupported} naming the tensor for a type without an affine form.
+void affine_row(const GgufTensor& tensor, int64_t row, std::span<uint8_t> codes, std::span<float> d,
+                std::span<float> m);
+
 // IEEE half and bfloat16 bits to float, exactly (subnormals, infinities, NaN).
 float fp16_to_f32(uint16_t bits) noexcept;
 float bf16_to_f32(uint16_t bits) noexcept;

@@ -135,6 +135,79 @@ MUSESPARK_AVX_VNNI void int8_vnni_tile(const LinearArgs& a, int64_t panel, int64
   for (int m = 0; m < MR; ++m) store_int8_row(a, panel, row0 + m, acc[m], 128);
 }
 
+// Block formats: per block and 8-lane half, integer dots of the codes
+// (unsigned) with the activations (signed) by vpmaddubsw + vpmaddwd, then
+// block_output. q4 codes are < 16, so a pair sums to at most 2*15*127;
+// q8b's bytes are split into nibbles first for the same reason (255*127*2
+// would saturate vpmaddubsw), the high half's dot shifted back by 4.
+struct Q4Half {
+  static int64_t bytes(int64_t block) { return q4_code_bytes(block); }
+  MUSESPARK_AVX2 static __m256i dot(const uint8_t* w, const int8_t* x, int64_t block) {
+    const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int v = 0; v < 4; ++v) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + v * 64));
+      int32_t xl, xh;
+      std::memcpy(&xl, x + 4 * v, 4);
+      std::memcpy(&xh, x + 16 + 4 * v, 4);
+      const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(packed, low), _mm256_set1_epi32(xl));
+      const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low), _mm256_set1_epi32(xh));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_add_epi16(lo, hi), ones));
+    }
+    (void)block;
+    return acc;
+  }
+};
+
+struct Q8bHalf {
+  static int64_t bytes(int64_t block) { return q8b_code_bytes(block); }
+  MUSESPARK_AVX2 static __m256i dot(const uint8_t* w, const int8_t* x, int64_t block) {
+    const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256i lo_acc = _mm256_setzero_si256(), hi_acc = _mm256_setzero_si256();
+    for (int64_t g = 0; g < block / 4; ++g) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + g * 64));
+      int32_t x4;
+      std::memcpy(&x4, x + 4 * g, 4);
+      const __m256i xv = _mm256_set1_epi32(x4);
+      lo_acc = _mm256_add_epi32(lo_acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(codes, low), xv), ones));
+      hi_acc = _mm256_add_epi32(
+          hi_acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(codes, 4), low), xv), ones));
+    }
+    return _mm256_add_epi32(lo_acc, _mm256_slli_epi32(hi_acc, 4));
+  }
+};
+
+template <class Codes>
+MUSESPARK_AVX2 void block_panels(const LinearArgs& a, int64_t p0, int64_t p1) {
+  const int64_t blocks = a.kp / a.block, code_bytes = Codes::bytes(a.block);
+  const int64_t block_bytes = code_bytes + kBlockScaleBytes;
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = static_cast<const uint8_t*>(a.weights) + p * blocks * block_bytes;
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const int8_t* x = a.x_q + r * a.kp;
+      __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int64_t b = 0; b < blocks; ++b) {
+        const uint8_t* w = panel + b * block_bytes;
+        const __m256 xs = _mm256_set1_ps(a.x_block_scale[r * blocks + b]);
+        const __m256 xm = _mm256_set1_ps(a.x_block_sum[r * blocks + b]);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const __m256i dot = Codes::dot(w + h * 32, x + b * a.block, a.block);
+          const __m256 d = _mm256_loadu_ps(reinterpret_cast<const float*>(w + code_bytes) + 8 * h);
+          const __m256 m = _mm256_loadu_ps(reinterpret_cast<const float*>(w + code_bytes + 64) + 8 * h);
+          // block_output, lane by lane.
+          acc[h] = _mm256_fmadd_ps(m, xm, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, xs), acc[h]));
+        }
+      }
+      alignas(32) float out[16];
+      _mm256_store_ps(out, acc[0]);
+      _mm256_store_ps(out + 8, acc[1]);
+      const int64_t n0 = p * kPanelRows;
+      for (int64_t i = 0; i < 16 && n0 + i < a.n; ++i) store(a, r, n0 + i, out[i] + (a.bias ? a.bias[n0 + i] : 0.0f));
+    }
+  }
+}
+
 template <template <int> class Tile>
 void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
   // Panel outer, rows inner: a panel is re-read from cache, not memory.
@@ -167,5 +240,7 @@ struct Int8VnniTile {
 void bf16_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Bf16Tile>(a, p0, p1); }
 void int8_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8Tile>(a, p0, p1); }
 void int8_panels_avx_vnni(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8VnniTile>(a, p0, p1); }
+void q4_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { block_panels<Q4Half>(a, p0, p1); }
+void q8b_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1) { block_panels<Q8bHalf>(a, p0, p1); }
 
 }  // namespace musespark::kernels::detail

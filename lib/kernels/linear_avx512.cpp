@@ -126,13 +126,22 @@ MUSESPARK_AVX512 void tile(const LinearArgs& a, int64_t panel, int64_t row0) {
   }
 }
 
+// The k-group formats (bf16, int8) as an Op of tiles/all_rows.
+template <class Op>
+struct GroupOp {
+  static constexpr int panels(int mr) { return panels_per_tile(mr); }
+  static int64_t panel_bytes(const LinearArgs& a) { return a.kp / Op::kGroup * 64; }
+  template <int MR, int NB>
+  static void tile(const LinearArgs& a, int64_t panel, int64_t row0) { ::musespark::kernels::detail::tile<Op, MR, NB>(a, panel, row0); }
+};
+
 // All panels [p0, p1) for rows [row0, row0 + MR).
 template <class Op, int MR>
 void tiles(const LinearArgs& a, int64_t p0, int64_t p1, int64_t row0) {
-  constexpr int NB = panels_per_tile(MR);
+  constexpr int NB = Op::panels(MR);
   int64_t p = p0;
-  for (; p + NB <= p1; p += NB) tile<Op, MR, NB>(a, p, row0);
-  for (; p < p1; ++p) tile<Op, MR, 1>(a, p, row0);
+  for (; p + NB <= p1; p += NB) Op::template tile<MR, NB>(a, p, row0);
+  for (; p < p1; ++p) Op::template tile<MR, 1>(a, p, row0);
 }
 
 template <class Op>
@@ -158,11 +167,124 @@ void all_rows(const LinearArgs& a, int64_t p0, int64_t p1) {
     row_block<Op>(a, p0, p1, 0);
     return;
   }
-  const int64_t panel_bytes = a.kp / Op::kGroup * 64;
+  const int64_t panel_bytes = Op::panel_bytes(a);
   const int64_t slice = std::max<int64_t>(3, (256 << 10) / panel_bytes / 3 * 3);
   for (int64_t s = p0; s < p1; s += slice)
     for (int64_t r = 0; r < a.rows; r += kMaxTileRows) row_block<Op>(a, s, std::min(p1, s + slice), r);
 }
+
+// Block formats (q4, q8b): per block, integer dots of the unsigned codes
+// with the signed activations (vpdpbusd), then one float step per block
+// (block_output). Tiles of MR rows x NB panels as above; NB shrinks with
+// MR since each (row, panel) holds a float and an integer accumulator.
+constexpr int block_panels_per_tile(int mr) { return mr <= 2 ? 4 : mr <= 4 ? 2 : 1; }
+
+// The codes of one block of NB panels into dot[MR][NB]: q4 splits each
+// 64-byte vector into its low nibbles (k 4v..4v+3) and high ones (k 16+4v..).
+struct Q4Codes {
+  static int64_t bytes(int64_t block) { return q4_code_bytes(block); }
+  template <int MR, int NB>
+  MUSESPARK_AVX512 static void dot(__m512i (&acc)[MR][NB], const char* w, int64_t panel_bytes, const int8_t* x,
+                                   int64_t x_stride, int64_t block) {
+    const __m512i low = _mm512_set1_epi8(15);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      __m512i lo[NB], hi[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        const __m512i packed = _mm512_loadu_si512(w + b * panel_bytes + v * 64);
+        lo[b] = _mm512_and_si512(packed, low);
+        hi[b] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+      }
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
+        const __m512i xl = _mm512_set1_epi32(static_cast<int>(load_u32(x + m * x_stride + 4 * v)));
+        const __m512i xh = _mm512_set1_epi32(static_cast<int>(load_u32(x + m * x_stride + 16 + 4 * v)));
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[m][b], lo[b], xl), hi[b], xh);
+      }
+    }
+    (void)block;
+  }
+};
+
+struct Q8bCodes {
+  static int64_t bytes(int64_t block) { return q8b_code_bytes(block); }
+  template <int MR, int NB>
+  MUSESPARK_AVX512 static void dot(__m512i (&acc)[MR][NB], const char* w, int64_t panel_bytes, const int8_t* x,
+                                   int64_t x_stride, int64_t block) {
+    for (int64_t g = 0; g < block / 4; ++g) {
+      __m512i wv[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(w + b * panel_bytes + g * 64);
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
+        const __m512i xv = _mm512_set1_epi32(static_cast<int>(load_u32(x + m * x_stride + 4 * g)));
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], wv[b], xv);
+      }
+    }
+  }
+};
+
+template <class Codes, int MR, int NB>
+MUSESPARK_AVX512 void block_tile(const LinearArgs& a, int64_t panel, int64_t row0) {
+  const int64_t blocks = a.kp / a.block, code_bytes = Codes::bytes(a.block);
+  const int64_t block_bytes = code_bytes + kBlockScaleBytes, panel_bytes = blocks * block_bytes;
+  const char* w = static_cast<const char*>(a.weights) + panel * panel_bytes;
+  const int8_t* x = a.x_q + row0 * a.kp;
+  const float* xs = a.x_block_scale + row0 * blocks;
+  const float* xm = a.x_block_sum + row0 * blocks;
+
+  __m512 acc[MR][NB];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_setzero_ps();
+  for (int64_t blk = 0; blk < blocks; ++blk, w += block_bytes) {
+    __m512i dot[MR][NB];
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) dot[m][b] = _mm512_setzero_si512();
+    if constexpr (MR >= 5) {
+      for (int64_t off = 0; off < block_bytes; off += 64) _mm_prefetch(w + off + kPrefetchBytes, _MM_HINT_T0);
+    }
+    Codes::template dot<MR, NB>(dot, w, panel_bytes, x + blk * a.block, a.kp, a.block);
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const __m512 d = _mm512_loadu_ps(w + b * panel_bytes + code_bytes);
+      const __m512 mw = _mm512_loadu_ps(w + b * panel_bytes + code_bytes + 64);
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
+        // block_output, lane by lane.
+        const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(xs[m * blocks + blk]));
+        acc[m][b] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xm[m * blocks + blk]),
+                                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[m][b]), scale, acc[m][b]));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) {
+    const int64_t n0 = (panel + b) * kPanelRows;
+    if (n0 >= a.n) break;
+    const __mmask16 mask = lanes(a.n - n0);
+    const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + n0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) store_row(a, row0 + m, n0, _mm512_add_ps(acc[m][b], bias), mask);
+  }
+}
+
+// The block formats as an Op of tiles/all_rows below.
+template <class Codes>
+struct BlockOp {
+  static constexpr int panels(int mr) { return block_panels_per_tile(mr); }
+  static int64_t panel_bytes(const LinearArgs& a) {
+    return a.kp / a.block * (Codes::bytes(a.block) + kBlockScaleBytes);
+  }
+  template <int MR, int NB>
+  static void tile(const LinearArgs& a, int64_t panel, int64_t row0) { block_tile<Codes, MR, NB>(a, panel, row0); }
+};
 
 // Up to 16 floats from element i of x (bf16 bits or float32), zero past `left`.
 MUSESPARK_AVX512 inline __m512 load_floats(const void* x, bool is_bf16, int64_t i, int64_t left) {
@@ -173,8 +295,10 @@ MUSESPARK_AVX512 inline __m512 load_floats(const void* x, bool is_bf16, int64_t 
 
 }  // namespace
 
-void bf16_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Bf16Op>(a, p0, p1); }
-void int8_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<Int8Op>(a, p0, p1); }
+void bf16_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<GroupOp<Bf16Op>>(a, p0, p1); }
+void int8_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<GroupOp<Int8Op>>(a, p0, p1); }
+void q4_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<BlockOp<Q4Codes>>(a, p0, p1); }
+void q8b_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1) { all_rows<BlockOp<Q8bCodes>>(a, p0, p1); }
 
 MUSESPARK_AVX512 void quantize_rows_avx512(const void* x, bool x_is_bf16, int64_t rows, int64_t k, int64_t kp,
                                            int8_t* q, float* scale, bool offset128) {

@@ -11,6 +11,16 @@
 // of vdpbf16ps / vpdpbusd with the activations' k-group broadcast, and every
 // panel is one contiguous stream. K is padded with zero weights to a whole
 // group; rows past N are zero.
+//
+// Block formats (q4, q8b) keep the same 16-row panels but store them block
+// by block: `block` consecutive k (32 for q4; 16 or 32 for q8b) of 16 rows
+// are the codes, then 16 float32 scales d, then 16 float32 offsets m
+// (w = d * code + m, codes unsigned):
+//   q4:  block 32 = 4 vectors of 64 bytes; byte j of lane i of vector v holds
+//        code k = 4v + j in its low nibble and k = 16 + 4v + j in its high one;
+//   q8b: block/4 vectors of 64 bytes, one k-group of 4 byte codes per lane.
+// So each 64-byte vector (after the nibble split for q4) is again the
+// unsigned operand of vpdpbusd, the activations' signed k-group broadcast.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +52,16 @@ struct LinearArgs {
   const float* x_scale = nullptr;
   bool x_offset128 = false;
 
+  // Block formats: the block size, and per (row, block) of the activations
+  // (quantised per block into x_q, signed, never offset): x_block_scale d_x
+  // and x_block_sum = d_x * (sum of the block's q). Each output is
+  //   sum over blocks of  (d_w * d_x) * dot(q_w, q_x) + m_w * x_block_sum
+  // accumulated block by block in float32 with block_output (so every
+  // instruction set gives bit-identical results), plus bias.
+  int64_t block = 0;
+  const float* x_block_scale = nullptr;
+  const float* x_block_sum = nullptr;
+
   // Result: rows x n, row stride out_stride elements, float32 or bf16.
   void* out = nullptr;
   int64_t out_stride = 0;
@@ -56,6 +76,23 @@ void int8_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1);
 void int8_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1);
 void int8_panels_avx_vnni(const LinearArgs& a, int64_t p0, int64_t p1);  // x_offset128 activations
 void int8_panels_portable(const LinearArgs& a, int64_t p0, int64_t p1);
+void q4_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1);
+void q4_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1);
+void q4_panels_portable(const LinearArgs& a, int64_t p0, int64_t p1);
+void q8b_panels_avx512(const LinearArgs& a, int64_t p0, int64_t p1);
+void q8b_panels_avx2(const LinearArgs& a, int64_t p0, int64_t p1);
+void q8b_panels_portable(const LinearArgs& a, int64_t p0, int64_t p1);
+
+// Bytes of one block of one panel: codes, then 16 scales and 16 offsets.
+inline constexpr int64_t kBlockScaleBytes = 2 * kPanelRows * 4;
+inline int64_t q4_code_bytes(int64_t block) { return block * kPanelRows / 2; }
+inline int64_t q8b_code_bytes(int64_t block) { return block * kPanelRows; }
+
+// One block's step of a block-format output (see LinearArgs::block).
+inline float block_output(float acc, int32_t dot, float w_scale, float w_offset, float x_scale, float x_sum) {
+  const float scale = w_scale * x_scale;
+  return __builtin_fmaf(w_offset, x_sum, __builtin_fmaf(static_cast<float>(dot), scale, acc));
+}
 
 // Shared epilogue arithmetic of the int8 kernels, so every instruction set
 // gives bit-identical results: (sum of q_x * q_w) * (x_scale * w_scale) + bias.
@@ -92,6 +129,14 @@ void quantize_rows_portable(const void* x, bool x_is_bf16, int64_t rows, int64_t
                             float* scale, bool offset128);
 void quantize_rows_avx512(const void* x, bool x_is_bf16, int64_t rows, int64_t k, int64_t kp, int8_t* q,
                           float* scale, bool offset128);
+
+// Block formats' activations: each block of `block` values of a row (k a
+// whole number of blocks past the padding: kp) quantised on its own,
+// d = max|x| / 127, q = round-half-even(x * 127/max|x|); x_block_scale gets
+// d and x_block_sum d * (sum of q), [rows, kp / block] each. One version
+// for every instruction set (it is a small part of a product's time).
+void quantize_blocks(const void* x, bool x_is_bf16, int64_t rows, int64_t k, int64_t kp, int64_t block, int8_t* q,
+                     float* x_block_scale, float* x_block_sum);
 
 // The scalar steps both share.
 inline float quantize_inverse(float amax) { return amax > 0.0f ? 127.0f / amax : 0.0f; }

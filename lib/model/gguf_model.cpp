@@ -144,7 +144,14 @@ ModelConfig config_of(const GgufFile& f) {
 
 }  // namespace
 
-GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
+int64_t gguf_source_row(const TensorView& view, int64_t row) noexcept {
+  const int64_t hd = view.interleaved_head_dim;
+  if (hd == 0) return row;
+  const int64_t h = row / hd, s = (row % hd) / (hd / 2), j = row % (hd / 2);
+  return h * hd + 2 * j + s;
+}
+
+GgufModel load_gguf_model(const GgufFile& gguf, DType target, bool keep_blocks) {
   if (target != DType::f32 && target != DType::bf16)
     throw Error(ErrorKind::invalid_argument, "", "dtype", "GGUF tensors are read as f32 or bf16");
   GgufModel out;
@@ -177,12 +184,14 @@ GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
     const int64_t heads = q ? c.num_attention_heads : c.num_key_value_heads, hd = c.head_dim;
     if (permuted && r != heads * hd)
       bad(ErrorKind::format, gguf, t.name, fmt::format("{} rows, expected {} heads of {}", r, heads, hd));
-    // HF row -> the GGUF row it is read from.
-    auto source_row = [&](int64_t row) {
-      if (!permuted) return row;
-      const int64_t h = row / hd, s = (row % hd) / (hd / 2), j = row % (hd / 2);
-      return h * hd + 2 * j + s;
-    };
+    v.interleaved_head_dim = permuted ? hd : 0;
+    if (keep_blocks && t.shape.size() == 2 && affine_layout(t.type)) {
+      v.dtype = target;  // what its rows dequantize to
+      v.gguf_blocks = &t;
+      v.nbytes = t.nbytes;
+      views.push_back(std::move(v));
+      continue;
+    }
     const size_t width = target == DType::f32 ? sizeof(float) : sizeof(uint16_t);
     std::vector<std::byte> buffer(static_cast<size_t>(t.numel()) * width);
     scratch.resize(target == DType::f32 ? 0 : static_cast<size_t>(n));
@@ -192,7 +201,7 @@ GgufModel load_gguf_model(const GgufFile& gguf, DType target) {
       const std::span<float> floats = target == DType::f32
                                           ? std::span<float>(reinterpret_cast<float*>(dst), static_cast<size_t>(n))
                                           : std::span<float>(scratch);
-      dequantize_row(t, source_row(row), floats);
+      dequantize_row(t, gguf_source_row(v, row), floats);
       if (target == DType::f32) continue;
       auto* out = reinterpret_cast<uint16_t*>(dst);
       for (size_t i = 0; i < floats.size(); ++i) out[i] = to_bf16(floats[i]);

@@ -39,6 +39,13 @@ struct GgufModel {
 };
 
 // `target`: DType::f32 or DType::bf16 (what quantized tensors become).
-GgufModel load_gguf_model(const GgufFile& gguf, DType target);
+// keep_blocks: 2-D tensors of a type with an affine block form
+// (common/gguf.hpp's affine_layout: Q4_0 ... Q6_K) are not dequantized but
+// left in the file as views with TensorView::gguf_blocks set, for the
+// Transformer to repack (MatrixFormat::q4).
+GgufModel load_gguf_model(const GgufFile& gguf, DType target, bool keep_blocks = false);
+
+// The GGUF row (of a view with interleaved_head_dim) that HF row `row` is read from.
+int64_t gguf_source_row(const TensorView& view, int64_t row) noexcept;
 
 }  // namespace musespark::detail

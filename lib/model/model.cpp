@@ -18,6 +18,7 @@ const char* dtype_name(DType dtype) {
     case DType::f32: return "f32";
     case DType::bf16: return "bf16";
     case DType::int8: return "int8";
+    case DType::q4: return "q4";
   }
   return "f32";
 }
@@ -26,7 +27,8 @@ DType parse_dtype(const std::string& name) {
   if (name == "f32" || name == "float32") return DType::f32;
   if (name == "bf16" || name == "bfloat16") return DType::bf16;
   if (name == "int8") return DType::int8;
-  throw Error(ErrorKind::invalid_argument, "", "dtype", "expected f32, bf16 or int8, got '" + name + "'");
+  if (name == "q4") return DType::q4;
+  throw Error(ErrorKind::invalid_argument, "", "dtype", "expected f32, bf16, int8 or q4, got '" + name + "'");
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -66,7 +68,8 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
   const std::filesystem::path config_file = gguf ? directory : directory / "config.json";
   if (gguf) {
     auto m = detail::load_gguf_model(detail::GgufFile::open(directory),
-                                     options.dtype == DType::f32 ? detail::DType::f32 : detail::DType::bf16);
+                                     options.dtype == DType::f32 ? detail::DType::f32 : detail::DType::bf16,
+                                     /*keep_blocks=*/options.dtype == DType::q4);
     config = std::move(m.config);
     store = std::move(m.weights);
   } else {
@@ -80,11 +83,12 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& directory,
                     std::to_string(config.max_position_embeddings) + ") of " + config_file.string());
 
   if (!gguf) store = detail::WeightStore::open(directory);
-  // Activations (and the KV cache) are bf16 for both bf16 and int8 weights.
+  // Activations (and the KV cache) are bf16 for bf16, int8 and q4 weights.
   // bf16 decode takes our kernels only where they beat libtorch (AVX2 and up).
   const at::ScalarType dtype = options.dtype == DType::f32 ? at::kFloat : at::kBFloat16;
   detail::MatrixFormat matrices = detail::MatrixFormat::plain;
   if (options.dtype == DType::int8) matrices = detail::MatrixFormat::int8;
+  if (options.dtype == DType::q4) matrices = detail::MatrixFormat::q4;
   if (options.dtype == DType::bf16 && kernels::active_isa() != kernels::KernelIsa::none)
     matrices = detail::MatrixFormat::bf16;
 

@@ -22,6 +22,7 @@
 namespace musespark::detail {
 
 class MappedFile;
+struct GgufTensor;
 
 enum class DType { f32, f16, bf16, i64, i32, i16, i8, u8, bool_, f64 };
 
@@ -42,6 +43,13 @@ struct TensorView {
   const std::byte* data = nullptr;
   size_t nbytes = 0;
   std::string file;  // the file holding it, for error messages
+  // A GGUF block-quantised matrix kept as stored (load_gguf_model with
+  // keep_blocks): `data` is null and the rows are read from this tensor
+  // (common/gguf.hpp's affine_row), valid while the store lives. For llama's
+  // q and k, interleaved_head_dim is the head size whose two rotary halves
+  // the file interleaves (HF row h*hd + s*hd/2 + j is GGUF row h*hd + 2j + s).
+  const GgufTensor* gguf_blocks = nullptr;
+  int64_t interleaved_head_dim = 0;
 
   int64_t numel() const noexcept;
 };

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/TensorIndexing.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -11,6 +12,7 @@
 
 #include "kernels/decode_attention.hpp"
 #include "kernels/decode_ops.hpp"
+#include "model/gguf_model.hpp"
 #include "model/weights_torch.hpp"
 #include "musespark/error.hpp"
 
@@ -81,6 +83,35 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   return bias.defined() ? at::linear(x, w, bias) : at::linear(x, w);
 }
 
+// The kernels' format of a GGUF matrix's affine block layout: q4 for 4-bit
+// codes in blocks of 32, q8b for the rest.
+kernels::WeightFormat gguf_format(const AffineLayout& layout) {
+  return layout.code_bits <= 4 && layout.block == kernels::kQ4Block ? kernels::WeightFormat::q4
+                                                                     : kernels::WeightFormat::q8b;
+}
+
+bool same_gguf_layout(const TensorView& a, const TensorView& b) {
+  const AffineLayout la = *affine_layout(a.gguf_blocks->type), lb = *affine_layout(b.gguf_blocks->type);
+  return gguf_format(la) == gguf_format(lb) && la.block == lb.block;
+}
+
+// GGUF block-quantised matrices of one layout, stacked, repacked for the
+// kernels without loss (rows read one at a time: no float copy).
+kernels::PackedLinear pack_gguf(const std::vector<const TensorView*>& views) {
+  const AffineLayout layout = *affine_layout(views[0]->gguf_blocks->type);
+  const int64_t k = views[0]->shape[1];
+  std::vector<int64_t> first{0};
+  for (const TensorView* v : views) first.push_back(first.back() + v->shape[0]);
+  return kernels::PackedLinear::pack_codes(
+      gguf_format(layout), first.back(), k, layout.block, [&](int64_t row, uint8_t* codes, float* d, float* m) {
+        const size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), row) - first.begin() - 1);
+        const TensorView& v = *views[i];
+        const int64_t blocks = k / layout.block;
+        affine_row(*v.gguf_blocks, gguf_source_row(v, row - first[i]), {codes, static_cast<size_t>(k)},
+                   {d, static_cast<size_t>(blocks)}, {m, static_cast<size_t>(blocks)});
+      });
+}
+
 }  // namespace
 
 Transformer::Transformer(ModelConfig config, const WeightStore& store, at::ScalarType dtype,
@@ -90,8 +121,10 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
   const int64_t H = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.num_attention_heads * hd, kv_dim = c.num_key_value_heads * hd;
   const int64_t elem = at::elementSize(dtype);
-  const auto packed_format =
-      matrices == MatrixFormat::int8 ? kernels::WeightFormat::int8 : kernels::WeightFormat::bf16;
+  const bool packed_only = matrices == MatrixFormat::int8 || matrices == MatrixFormat::q4;
+  const auto packed_format = matrices == MatrixFormat::int8 ? kernels::WeightFormat::int8
+                             : matrices == MatrixFormat::q4 ? kernels::WeightFormat::q4
+                                                            : kernels::WeightFormat::bf16;
 
   auto load = [&](const std::string& name, std::vector<int64_t> shape) {
     const TensorView& view = store.require(name, shape);
@@ -100,28 +133,69 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
     bytes_per_token_ += t.numel() * elem;
     return t;
   };
-  // Packs stacked matrices (and their biases) for the kernels; int8 keeps
-  // only the packed form, so the plain tensors are released.
-  auto pack = [&](std::initializer_list<at::Tensor*> parts, std::initializer_list<const at::Tensor*> biases) {
+  // A matrix: its view, and (unless it stays GGUF blocks) its tensor in `slot`.
+  auto matrix = [&](at::Tensor& slot, const std::string& name, std::vector<int64_t> shape) {
+    const TensorView& view = store.require(name, shape);
+    if (view.gguf_blocks) {
+      parameter_count_ += view.numel();
+      return &view;
+    }
+    slot = load(name, std::move(shape));
+    return &view;
+  };
+  // Packs stacked matrices (and their biases) for the kernels; int8 and q4
+  // keep only the packed form, so the plain tensors are released. q4: runs
+  // of GGUF matrices of one block layout become one part each (pack_gguf),
+  // runs of float ones one q4 part each.
+  using Source = std::pair<at::Tensor*, const TensorView*>;
+  auto pack = [&](std::initializer_list<Source> parts, std::initializer_list<const at::Tensor*> biases) {
     if (matrices_ == MatrixFormat::plain) return kernels::PackedLinear{};
-    std::vector<at::Tensor> ws, bs;
-    for (at::Tensor* w : parts) ws.push_back(*w);
+    std::vector<at::Tensor> bs;
     for (const at::Tensor* b : biases)
       if (b->defined()) bs.push_back(*b);
-    kernels::PackedLinear packed = kernels::PackedLinear::pack(ws, bs, packed_format);
-    for (at::Tensor* w : parts) {
-      if (matrices_ == MatrixFormat::int8) {
+    kernels::PackedLinear packed;
+    if (matrices_ != MatrixFormat::q4) {
+      std::vector<at::Tensor> ws;
+      for (const auto& [w, view] : parts) ws.push_back(*w);
+      packed = kernels::PackedLinear::pack(ws, bs, packed_format);
+    } else {
+      std::vector<kernels::PackedLinear> runs;
+      std::vector<const TensorView*> blocks;
+      std::vector<at::Tensor> floats;
+      auto flush = [&] {
+        if (!blocks.empty()) runs.push_back(pack_gguf(blocks));
+        if (!floats.empty()) runs.push_back(kernels::PackedLinear::pack(floats, {}, packed_format));
+        blocks.clear();
+        floats.clear();
+      };
+      for (const auto& [w, view] : parts) {
+        if (view->gguf_blocks ? !floats.empty() || (!blocks.empty() && !same_gguf_layout(*blocks[0], *view))
+                              : !blocks.empty())
+          flush();
+        if (view->gguf_blocks) blocks.push_back(view);
+        else floats.push_back(*w);
+      }
+      flush();
+      packed = runs.size() == 1 && bs.empty() ? std::move(runs[0]) : kernels::PackedLinear::stack(std::move(runs), bs);
+    }
+    for (const auto& [w, view] : parts) {
+      if (packed_only && w->defined()) {
         bytes_per_token_ -= w->numel() * elem;
         *w = at::Tensor();
       }
     }
-    if (matrices_ == MatrixFormat::int8) bytes_per_token_ += packed.weight_bytes();
+    if (packed_only) bytes_per_token_ += packed.weight_bytes();
     return packed;
   };
 
-  w_.embed_tokens = to_tensor(store.require("model.embed_tokens.weight", {c.vocab_size, H}), dtype_,
-                              store.keepalive());
-  parameter_count_ += w_.embed_tokens.numel();
+  const TensorView& embed = store.require("model.embed_tokens.weight", {c.vocab_size, H});
+  if (embed.gguf_blocks) {
+    w_.embed_packed = pack_gguf({&embed});
+    parameter_count_ += embed.numel();
+  } else {
+    w_.embed_tokens = to_tensor(embed, dtype_, store.keepalive());
+    parameter_count_ += w_.embed_tokens.numel();
+  }
   bytes_per_token_ += H * elem;  // decoding reads one row of the embedding
   w_.layers.resize(c.num_hidden_layers);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
@@ -129,10 +203,10 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
     LayerWeights& l = w_.layers[i];
     l.input_norm = load(p + "input_layernorm.weight", {H});
     l.post_attention_norm = load(p + "post_attention_layernorm.weight", {H});
-    l.q_proj = load(p + "self_attn.q_proj.weight", {q_dim, H});
-    l.k_proj = load(p + "self_attn.k_proj.weight", {kv_dim, H});
-    l.v_proj = load(p + "self_attn.v_proj.weight", {kv_dim, H});
-    l.o_proj = load(p + "self_attn.o_proj.weight", {H, q_dim});
+    const TensorView* q = matrix(l.q_proj, p + "self_attn.q_proj.weight", {q_dim, H});
+    const TensorView* k = matrix(l.k_proj, p + "self_attn.k_proj.weight", {kv_dim, H});
+    const TensorView* v = matrix(l.v_proj, p + "self_attn.v_proj.weight", {kv_dim, H});
+    const TensorView* o = matrix(l.o_proj, p + "self_attn.o_proj.weight", {H, q_dim});
     if (c.qkv_bias) {
       l.q_bias = load(p + "self_attn.q_proj.bias", {q_dim});
       l.k_bias = load(p + "self_attn.k_proj.bias", {kv_dim});
@@ -142,22 +216,26 @@ Transformer::Transformer(ModelConfig config, const WeightStore& store, at::Scala
       l.q_norm = load(p + "self_attn.q_norm.weight", {hd});
       l.k_norm = load(p + "self_attn.k_norm.weight", {hd});
     }
-    l.gate_proj = load(p + "mlp.gate_proj.weight", {c.intermediate_size, H});
-    l.up_proj = load(p + "mlp.up_proj.weight", {c.intermediate_size, H});
-    l.down_proj = load(p + "mlp.down_proj.weight", {H, c.intermediate_size});
-    l.qkv = pack({&l.q_proj, &l.k_proj, &l.v_proj}, {&l.q_bias, &l.k_bias, &l.v_bias});
-    l.o = pack({&l.o_proj}, {});
-    l.gate_up = pack({&l.gate_proj, &l.up_proj}, {});
-    l.down = pack({&l.down_proj}, {});
+    const TensorView* gate = matrix(l.gate_proj, p + "mlp.gate_proj.weight", {c.intermediate_size, H});
+    const TensorView* up = matrix(l.up_proj, p + "mlp.up_proj.weight", {c.intermediate_size, H});
+    const TensorView* down = matrix(l.down_proj, p + "mlp.down_proj.weight", {H, c.intermediate_size});
+    l.qkv = pack({{&l.q_proj, q}, {&l.k_proj, k}, {&l.v_proj, v}}, {&l.q_bias, &l.k_bias, &l.v_bias});
+    l.o = pack({{&l.o_proj, o}}, {});
+    l.gate_up = pack({{&l.gate_proj, gate}, {&l.up_proj, up}}, {});
+    l.down = pack({{&l.down_proj, down}}, {});
   }
   w_.final_norm = load("model.norm.weight", {H});
-  if (c.tie_word_embeddings) {
+  if (c.tie_word_embeddings && embed.gguf_blocks) {
+    w_.lm_head_packed = w_.embed_packed;  // one table for both
+    bytes_per_token_ += w_.lm_head_packed.weight_bytes();
+  } else if (c.tie_word_embeddings) {
     w_.lm_head = w_.embed_tokens;
     bytes_per_token_ += w_.lm_head.numel() * elem;
+    w_.lm_head_packed = pack({{&w_.lm_head, &embed}}, {});
   } else {
-    w_.lm_head = load("lm_head.weight", {c.vocab_size, H});
+    const TensorView* head = matrix(w_.lm_head, "lm_head.weight", {c.vocab_size, H});
+    w_.lm_head_packed = pack({{&w_.lm_head, head}}, {});
   }
-  w_.lm_head_packed = pack({&w_.lm_head}, {});
 
   // RoPE tables in float32, as HF computes them.
   at::Tensor exponent = at::arange(0, hd, 2, at::kLong).to(at::kFloat) / static_cast<double>(hd);
@@ -205,7 +283,8 @@ bool Transformer::use_packed(int64_t rows) const noexcept {
   switch (matrices_) {
     case MatrixFormat::plain: return false;
     case MatrixFormat::bf16: return rows <= 16;
-    case MatrixFormat::int8: return true;
+    case MatrixFormat::int8:
+    case MatrixFormat::q4: return true;
   }
   return false;
 }
@@ -410,7 +489,8 @@ at::Tensor Transformer::forward(std::span<const ForwardItem> items) const {
     }
   }
 
-  at::Tensor x = w_.embed_tokens.index_select(0, id_tensor);  // [T, H]
+  at::Tensor x = w_.embed_packed.defined() ? w_.embed_packed.unpacked_rows(id_tensor).to(dtype_)
+                                            : w_.embed_tokens.index_select(0, id_tensor);  // [T, H]
   for (size_t i = 0; i < items.size(); ++i)
     for (const auto& inj : items[i].injections) {
       const at::Tensor& e = inj.embeddings->impl().rows;

@@ -26,11 +26,13 @@ enum class MatrixFormat {
   plain,  // tensors of the compute dtype; every product is at::linear
   bf16,   // plain bf16 tensors for prefill, plus packed copies for decode
   int8,   // packed int8 only (kernels/packed_linear.hpp), for every product
+  q4,     // packed block formats only: GGUF block-quantised matrices repacked
+          // as they are (q4 / q8b), every other matrix quantised to q4
 };
 
 struct LayerWeights {
   at::Tensor input_norm, post_attention_norm;
-  // Plain matrices (undefined with MatrixFormat::int8).
+  // Plain matrices (undefined with MatrixFormat::int8 and q4).
   at::Tensor q_proj, k_proj, v_proj, o_proj;
   at::Tensor q_bias, k_bias, v_bias;   // undefined unless config.qkv_bias
   at::Tensor q_norm, k_norm;           // undefined unless config.qk_norm
@@ -41,9 +43,12 @@ struct LayerWeights {
 };
 
 struct TransformerWeights {
-  at::Tensor embed_tokens;  // [vocab, hidden]
+  at::Tensor embed_tokens;  // [vocab, hidden]; undefined when the table is embed_packed
+  // A GGUF block-quantised token table (MatrixFormat::q4), looked up row by
+  // row (PackedLinear::unpacked_rows); lm_head_packed itself when tied.
+  kernels::PackedLinear embed_packed;
   at::Tensor final_norm;    // [hidden]
-  at::Tensor lm_head;       // [vocab, hidden]; the embedding itself when tied (undefined with int8)
+  at::Tensor lm_head;       // [vocab, hidden]; the embedding itself when tied (undefined with int8, q4)
   kernels::PackedLinear lm_head_packed;
   std::vector<LayerWeights> layers;
 };
@@ -73,7 +78,7 @@ class Transformer {
  public:
   // Walks the tensor table: every required tensor with its expected shape,
   // converted to `dtype` (zero-copy where the file's dtype matches), the
-  // matrices packed as `matrices` says (bf16 and int8 need dtype bf16).
+  // matrices packed as `matrices` says (bf16, int8 and q4 need dtype bf16).
   Transformer(ModelConfig config, const WeightStore& weights, at::ScalarType dtype,
               int64_t max_context, MatrixFormat matrices = MatrixFormat::plain);
 
@@ -96,7 +101,7 @@ class Transformer {
  private:
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   // Whether a product over `rows` rows goes through the packed kernels:
-  // always for int8; for bf16 up to 16 rows (decode), where streaming the
+  // always for int8 and q4; for bf16 up to 16 rows (decode), where streaming the
   // weights once beats libtorch, which wins on prefill's large products.
   bool use_packed(int64_t rows) const noexcept;
   at::Tensor attention(const ForwardItem& item, const at::Tensor& q, const at::Tensor& k,

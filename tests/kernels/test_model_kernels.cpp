@@ -8,6 +8,7 @@
 
 #include "kernels/cpu_features.hpp"
 #include "musespark/runtime.hpp"
+#include "decode_support.hpp"
 #include "support.hpp"
 
 using namespace musespark;
@@ -31,18 +32,8 @@ std::shared_ptr<const Model> load(const std::filesystem::path& dir, DType dtype,
   return m;
 }
 
-// Next-token logits after each of kTokens, one decode step at a time (the
-// path the kernels serve), as one flat vector.
 std::vector<float> teacher_forced(const std::shared_ptr<const Model>& model) {
-  Runtime rt(model);
-  SequenceId s = rt.create();
-  rt.prefill(s, std::span(kTokens).first(1));
-  std::vector<float> out(rt.logits(s).begin(), rt.logits(s).end());
-  for (size_t i = 1; i < kTokens.size(); ++i) {
-    rt.decode(std::span(&s, 1), std::span(&kTokens[i], 1));
-    out.insert(out.end(), rt.logits(s).begin(), rt.logits(s).end());
-  }
-  return out;
+  return test_support::teacher_forced(model, kTokens);
 }
 
 // Mean over positions of KL(softmax(ref) || softmax(test)), in nats.
@@ -109,6 +100,40 @@ TEST_CASE("kernels: int8 models give the same logits on every instruction set") 
   kernels::limit_isa(kernels::KernelIsa::avx512);
 }
 
-TEST_CASE("kernels: dtype names round-trip, int8 included") {
-  for (DType d : {DType::f32, DType::bf16, DType::int8}) CHECK(parse_dtype(dtype_name(d)) == d);
+TEST_CASE("kernels: q4 weights (quantised at load) cost a bounded KL divergence against bf16") {
+  for (const char* args : {kQwen3, kQwen2}) {
+    CAPTURE(std::string(args));
+    auto dir = tiny_model(std::string(args) == kQwen3 ? "qwen3" : "qwen2", args);
+    std::vector<float> bf16 = teacher_forced(load(dir, DType::bf16));
+    std::vector<float> int8 = teacher_forced(load(dir, DType::int8));
+    auto q4_model = load(dir, DType::q4);
+    std::vector<float> q4 = teacher_forced(q4_model);
+    const double kl_int8 = mean_kl(bf16, int8, 512), kl_q4 = mean_kl(bf16, q4, 512);
+    MESSAGE("mean KL(bf16 || int8) = " << kl_int8 << ", KL(bf16 || q4) = " << kl_q4 << " nats");
+    CHECK(kl_q4 < 0.05);
+    CHECK(kl_q4 > kl_int8);  // 4 bits really are in use
+    // q4 reads about 6 bits a weight (4-bit codes, float32 scale and offset per 32) against int8's 8.
+    const double ratio = double(q4_model->info().bytes_per_token) / double(load(dir, DType::int8)->info().bytes_per_token);
+    CHECK(ratio < 0.85);
+  }
+}
+
+TEST_CASE("kernels: q4 models give the same logits on every instruction set") {
+  // Run (not only loaded) under each cap. This model's head_dim (16) keeps attention on libtorch
+  // everywhere, so the whole decode is bit-identical.
+  auto dir = tiny_model("qwen2", kQwen2);
+  auto model = load(dir, DType::q4);
+  std::vector<float> avx512 = teacher_forced(model);
+  kernels::limit_isa(kernels::KernelIsa::none);
+  std::vector<float> portable = teacher_forced(model);
+  if (kernels::isa_supported(kernels::KernelIsa::avx2)) {
+    kernels::limit_isa(kernels::KernelIsa::avx2);
+    CHECK(teacher_forced(model) == portable);
+  }
+  kernels::limit_isa(kernels::KernelIsa::avx512);
+  CHECK(avx512 == portable);
+}
+
+TEST_CASE("kernels: dtype names round-trip, int8 and q4 included") {
+  for (DType d : {DType::f32, DType::bf16, DType::int8, DType::q4}) CHECK(parse_dtype(dtype_name(d)) == d);
 }

@@ -6,9 +6,12 @@
 #include <vector>
 
 #include "kernels/cpu_features.hpp"
+#include "kernels/isa_support.hpp"
 #include "kernels/packed_linear.hpp"
 
 using namespace musespark::kernels;
+using test_support::available_isas;
+using test_support::IsaLimit;
 
 namespace {
 
@@ -20,19 +23,6 @@ struct Shape {
 // slices of 3 panels (19 panels: 6 slices and a remainder), split between
 // threads in more than one chunk.
 const Shape kShapes[] = {{1, 1}, {17, 33}, {33, 62}, {50, 7}, {130, 257}, {64, 128}, {300, 2050}};
-
-std::vector<KernelIsa> available_isas() {
-  std::vector<KernelIsa> out;
-  for (KernelIsa isa : {KernelIsa::none, KernelIsa::avx2, KernelIsa::avx_vnni, KernelIsa::avx512})
-    if (isa_supported(isa)) out.push_back(isa);
-  return out;
-}
-
-// Restores the instruction-set cap however the test ends.
-struct IsaLimit {
-  explicit IsaLimit(KernelIsa isa) { limit_isa(isa); }
-  ~IsaLimit() { limit_isa(KernelIsa::avx512); }
-};
 
 // |kernel - reference| <= rel * (|x| |W|^T + |bias|) + 1e-6, element-wise:
 // a bound on float32 summation error that holds for any order of the sum.

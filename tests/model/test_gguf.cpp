@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <set>
 #include <vector>
 
 #include "common/gguf.hpp"
@@ -303,6 +304,40 @@ TEST_CASE("gguf: dequantized values equal numpy's, bit for bit") {
     }
   }
   CHECK(compared == 25);  // types.gguf: 15 types + 5 shapes; all_halves.gguf: 2; v2_align64.gguf: 3
+}
+
+TEST_CASE("gguf: affine block forms give the dequantized floats bit for bit") {
+  std::set<std::string> types;
+  for (const auto& [name, entry] : manifest().items()) {
+    const GgufFile f = GgufFile::open(valid(name));
+    for (const GgufTensor& t : f.tensors()) {
+      const auto layout = affine_layout(t.type);
+      if (!layout || t.numel() == 0) continue;
+      INFO(name << ": " << t.name << " (" << ggml_type_name(t.type) << ")");
+      const size_t n = static_cast<size_t>(t.row_length()), blocks = n / layout->block;
+      std::vector<float> want(n), d(blocks), m(blocks);
+      std::vector<uint8_t> codes(n);
+      size_t mismatches = 0, too_big = 0;
+      for (int64_t r = 0; r < t.rows(); ++r) {
+        dequantize_row(t, r, want);
+        affine_row(t, r, codes, d, m);
+        for (size_t i = 0; i < n; ++i) {
+          too_big += codes[i] >= (1u << layout->code_bits);
+          // Bit for bit, but for the sign of a zero ((q - 8) * d is -0 for d < 0; d q + m is +0).
+          const float got = std::fma(d[i / layout->block], float(codes[i]), m[i / layout->block]);
+          mismatches += !same_float(got, want[i]) && !(got == 0 && want[i] == 0);
+        }
+      }
+      CHECK(mismatches == 0);
+      CHECK(too_big == 0);
+      types.insert(std::string(ggml_type_name(t.type)));
+    }
+  }
+  // Every type with an affine form was compared.
+  CHECK(types == std::set<std::string>{"Q2_K", "Q3_K", "Q4_0", "Q4_1", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0",
+                                       "Q8_1", "Q8_K"});
+  CHECK_FALSE(affine_layout(GgmlType::f16));
+  CHECK_FALSE(affine_layout(GgmlType::iq4_nl));
 }
 
 TEST_CASE("gguf: hand-made blocks: Q8_0 and Q4_K's packed 6-bit scales") {

@@ -122,7 +122,7 @@ class Engine:
 
     path: str
 
-    def __init__(self, path: Union[str, os.PathLike[str]], threads: int = 0, dtype: Literal["f32", "bf16", "int8"] = "f32",
+    def __init__(self, path: Union[str, os.PathLike[str]], threads: int = 0, dtype: Literal["f32", "bf16", "int8", "q4"] = "f32",
                  max_context: int = 0) -> None:
         """threads 0: one per core; max_context 0: min(model's, 4096).
         Raises IOError (missing files), FormatError, Unsupported."""
