@@ -43,6 +43,9 @@ std::string content_type_of(std::string_view name) {
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
+  // A 503 (queue full or timed out, out of memory) is worth trying again:
+  // say when, so that clients and proxies back off instead of hammering.
+  if (e.status() == 503) res.set_header("Retry-After", "1");
   res.set_content(e.body(), "application/json");
 }
 

@@ -354,7 +354,8 @@ test("a full queue answers 503, and a client that goes away stops its work", asy
     // ...a second waits in the queue, a third is refused.
     const queued = api.chat.completions.create(thinking("Short one.", { seed: 2 }));
     await waitFor(async () => (await busy.health()).queued === 1, 30000, "the second request to queue");
-    await expectError(api.chat.completions.create(thinking("One too many.")), 503, "queue_full");
+    const refused = await expectError(api.chat.completions.create(thinking("One too many.")), 503, "queue_full");
+    assert.equal(refused.headers.get("retry-after"), "1", "a 503 says when to try again");
     assert.equal((await busy.health()).rejected, 1);
     assert.equal((await busy.health()).failed, 0, "a full queue is a refusal, not a failure");
 
