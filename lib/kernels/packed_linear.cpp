@@ -209,8 +209,11 @@ PackedLinear PackedLinear::pack_codes(WeightFormat format, int64_t n, int64_t k,
             const uint8_t c = row_codes[static_cast<size_t>(b * block + t)];
             if (format == WeightFormat::q4 && c > 15)
               throw std::invalid_argument("PackedLinear::pack_codes: a q4 code above 15");
-            int shift;
-            dst[code_offset(format, i, t, shift)] |= static_cast<uint8_t>(c << shift);
+            // Two statements: in `a[f(shift)] |= c << shift` the right side is
+            // evaluated first (C++17), before f sets shift.
+            int shift = 0;
+            const int64_t at = code_offset(format, i, t, shift);
+            dst[at] |= static_cast<uint8_t>(c << shift);
           }
           std::memcpy(dst + codes + i * 4, &d[static_cast<size_t>(b)], 4);
           std::memcpy(dst + codes + kPanelRows * 4 + i * 4, &m[static_cast<size_t>(b)], 4);
