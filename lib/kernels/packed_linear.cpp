@@ -278,8 +278,9 @@ void PackedLinear::unpack_row(const Part& part, int64_t r, float* out) const {
     std::memcpy(&d, blk + codes + lane * 4, 4);
     std::memcpy(&m, blk + codes + kPanelRows * 4 + lane * 4, 4);
     for (int64_t t = 0; t < part.block && b * part.block + t < k_; ++t) {
-      int shift;
-      const int code = (blk[code_offset(part.format, lane, t, shift)] >> shift) & (part.format == WeightFormat::q4 ? 15 : 255);
+      int shift = 0;
+      const int64_t at = code_offset(part.format, lane, t, shift);  // sets shift: first, on its own
+      const int code = (blk[at] >> shift) & (part.format == WeightFormat::q4 ? 15 : 255);
       out[b * part.block + t] = std::fma(d, static_cast<float>(code), m);
     }
   }

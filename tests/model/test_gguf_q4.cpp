@@ -88,7 +88,8 @@ int clear_disagreements(const std::vector<float>& ref, const std::vector<float>&
 
 int64_t tensor_bytes(const fs::path& file, bool matrices_only) {
   int64_t total = 0;
-  for (const auto& t : musespark::detail::GgufFile::open(file).tensors())
+  const auto gguf = musespark::detail::GgufFile::open(file);  // alive while its tensors are read
+  for (const auto& t : gguf.tensors())
     if (!matrices_only || t.shape.size() == 2) total += static_cast<int64_t>(t.nbytes);
   return total;
 }
